@@ -1,0 +1,44 @@
+# Healthscore: `make demo` runs the whole system, `make test` runs every test tier.
+# Each target installs what it needs (venv, pip packages; Kafka jars and PostgreSQL on first use).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration test-e2e lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,rocksdb]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/healthscore demo
+
+test: install
+	$(BIN)/pytest tests
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install
+	$(BIN)/pytest tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy healthscore schemas services
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Healthscore: real-time customer health scoring."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,27 @@
+"""Settings shared by every service. Each service has its own frozen settings class that extends
+:class:`CommonSettings`, obtained through a function so tests can build their own."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from healthscore.topics import Topics
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    database_url: str = Field(
+        default="postgresql+asyncpg://healthscore@127.0.0.1:5432/healthscore",
+        validation_alias="DATABASE_URL",
+    )
+    topic_prefix: str = Field(default="", validation_alias="HEALTHSCORE_TOPIC_PREFIX")
+    partitions: int = Field(default=6, ge=1, le=1024, validation_alias="HEALTHSCORE_PARTITIONS")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
