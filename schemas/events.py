@@ -9,9 +9,19 @@ JSON of an :data:`Event`, with ``schema_version`` filled in.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -25,8 +35,24 @@ Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9.
 ShortText = Annotated[str, Field(max_length=1_000)]
 # Free text is scored for sentiment and then dropped; 10k characters covers an email body.
 LongText = Annotated[str, Field(max_length=10_000)]
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    # Lax datetime parsing would also take Unix timestamps (numbers or digit strings); the
+    # contract is RFC 3339 with an offset, so anything but such a string (or a datetime built
+    # in Python) is refused before parsing.
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _RFC3339.match(value):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2024-05-01T10:00:00Z")
+
+
 # Event time comes as RFC 3339 strings in JSON; an offset is mandatory.
-EventTime = Annotated[AwareDatetime, Field(strict=False)]
+EventTime = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_rfc3339)]
 
 TicketStatus = Literal["opened", "updated", "resolved", "reopened", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
@@ -84,16 +110,33 @@ class EmailPayload(_Strict):
 
 
 class FeedbackPayload(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"survey": {"const": survey}}},
+                    "then": {"properties": {"score": {"minimum": low, "maximum": high}}},
+                }
+                for survey, (low, high) in SURVEY_RANGES.items()
+            ]
+        }
+    )
+
     survey: Survey
     score: int
     comment: LongText | None = None
 
-    @model_validator(mode="after")
-    def _score_in_survey_range(self) -> FeedbackPayload:
-        low, high = SURVEY_RANGES[self.survey]
-        if not low <= self.score <= high:
-            raise ValueError(f"score: {self.survey} scores run from {low} to {high}")
-        return self
+    @field_validator("score")
+    @classmethod
+    def _score_in_survey_range(cls, score: int, info: ValidationInfo) -> int:
+        # A field validator (not a model validator) so the error names payload.score.
+        survey = info.data.get("survey")
+        if survey is None:  # the survey itself was invalid and is reported on its own
+            return score
+        low, high = SURVEY_RANGES[survey]
+        if not low <= score <= high:
+            raise ValueError(f"{survey} scores run from {low} to {high}")
+        return score
 
 
 class AccountPayload(_Strict):
