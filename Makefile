@@ -42,3 +42,9 @@ format: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Operations tools (helm, promtool/prometheus, the Compose schema) for the deploy checks; the ops
+# tests call the same script, so `make test` installs them on a fresh machine too.
+.PHONY: tools
+tools:
+	bash scripts/tools.sh all >/dev/null
