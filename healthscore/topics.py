@@ -52,12 +52,19 @@ class Topics:
     def models(self) -> str:
         return f"{self.prefix}health.models"
 
+    @property
+    def ticks(self) -> str:
+        """Internal: rescore requests the scorer sends to itself (decay timer, model changes)."""
+        return f"{self.prefix}scorer.ticks"
+
     def specs(self, partitions: int) -> tuple[TopicSpec, ...]:
         """The product topics. Event topics share one partition count (co-partitioning)."""
         compacted = {"cleanup.policy": "compact"}
         return (
             *(TopicSpec(name, partitions) for name in self.events),
             TopicSpec(self.dlq, partitions),
+            # Co-partitioned with the event topics: a tick lands where its account's state lives.
+            TopicSpec(self.ticks, partitions, {"retention.ms": str(24 * 3600 * 1000)}),
             TopicSpec(self.scores, partitions),
             TopicSpec(self.status, partitions, compacted),
             TopicSpec(self.alerts, partitions),
