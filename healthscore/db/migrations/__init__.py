@@ -29,7 +29,6 @@ def alembic_config() -> Config:
     """Alembic configuration pointing at this package (no ini file)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_locations", str(MIGRATIONS_DIR / "versions"))
     return config
 
 
