@@ -1,9 +1,9 @@
 """Personas: how an account of each kind behaves on a given simulated day.
 
 Behaviour is a pure function of the persona and ``x``, the number of days since the *pivot* (the
-moment the live part of a simulation begins; negative during the pre-seeded history). Every
-persona looks ordinary before the pivot, so accounts reach the live phase with a plausible
-history, and the persona's story plays out after it:
+moment the personas' stories begin; negative before). Every persona looks ordinary, and behaves
+the same from day to day, before the pivot, so accounts reach it with a plausible history and
+the history does not depend on when the pivot comes; each persona's story plays out after it:
 
 - ``healthy``: steady, broad usage, few low-priority tickets, invoices paid on time, promoters.
 - ``declining``: usage erodes slowly after the pivot, tickets and late payments creep up, lukewarm
@@ -124,7 +124,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
         return DayBehaviour(
             active_share=0.92,
             features_per_login=1.5,
-            api_calls=int(_lerp(1500, 4000, (x + 30) / 60)),
+            api_calls=int(_lerp(1500, 4000, x / 30)),
             ticket_rate=0.08,
             urgent_share=0.0,
             resolve_days=(0, 1),
@@ -136,8 +136,8 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
             nps=(10, 10),
             pulse=(5, 5),
         )
-    # onboarding_stalled: created ONBOARDING_HEAD_START days before the pivot, engaged for a
-    # week, then silent.
+    # onboarding_stalled: created ONBOARDING_HEAD_START days before the end of the history,
+    # engaged until a few days before the pivot, then silent.
     engaged = x < -3
     return DayBehaviour(
         active_share=0.6 if engaged else (0.1 if x < 0 else 0.0),
@@ -156,5 +156,5 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
     )
 
 
-# How many days before the pivot an onboarding account is created.
+# How many days before the end of the history an onboarding account is created.
 ONBOARDING_HEAD_START = 12

@@ -35,7 +35,7 @@ _STAGES: dict[Persona, tuple[str, ...]] = {
     "expanding": ("growth",),
     "onboarding_stalled": ("onboarding",),
 }
-# Renewal date, in days after the pivot.
+# Renewal date, in days after the end of the history.
 _RENEWAL_DAYS: dict[Persona, tuple[int, int]] = {
     "healthy": (120, 330),
     "declining": (60, 120),
@@ -67,14 +67,15 @@ class SimAccount:
     licenses: int
     users: int  # size of the user pool (above ``licenses`` for expanding accounts)
     arr_cents: int
-    renewal_in_days: int  # days from the pivot to the renewal date
+    renewal_in_days: int  # days from the end of the history to the renewal date
     created_day: int  # day index (since the simulation start) the account appears
-    billing_day: int  # day of the 30-day billing cycle its invoices are issued on
+    billing_period: int  # days between invoices
+    billing_day: int  # day of the billing cycle its invoices are issued on
     survey_day: int  # day of the 30-day cycle it answers the NPS survey on
     pulse_weekday: int  # weekday the CSM records a pulse (0 = Monday)
 
-    def renewal_date(self, pivot: dt.datetime) -> dt.date:
-        return (pivot + dt.timedelta(days=self.renewal_in_days)).date()
+    def renewal_date(self, anchor: dt.datetime) -> dt.date:
+        return (anchor + dt.timedelta(days=self.renewal_in_days)).date()
 
 
 def persona_sequence(count: int) -> list[Persona]:
@@ -89,7 +90,7 @@ def build_population(count: int, seed: int, history_days: int) -> tuple[SimAccou
     """``count`` accounts; the same ``(count, seed, history_days)`` always gives the same ones.
 
     Accounts exist from day 0 of the simulation, except onboarding ones, which appear a little
-    before the pivot (day ``history_days``)."""
+    before the end of the history (day ``history_days``)."""
     if count < 1:
         raise ValueError("a population needs at least one account")
     accounts = []
@@ -116,13 +117,10 @@ def build_population(count: int, seed: int, history_days: int) -> tuple[SimAccou
                 arr_cents=licenses * _ARR_PER_LICENSE_CENTS[segment],
                 renewal_in_days=rng.randint(*_RENEWAL_DAYS[persona]),
                 created_day=created,
-                # Churning accounts are billed soon after their collapse, so failed payments
-                # show within the first days of the live phase.
-                billing_day=(
-                    (history_days + rng.randint(3, 6)) % 30
-                    if persona == "churning"
-                    else rng.randrange(30)
-                ),
+                # Churning accounts pay weekly usage invoices, so a failed payment shows within
+                # days of their collapse.
+                billing_period=7 if persona == "churning" else 30,
+                billing_day=rng.randrange(7 if persona == "churning" else 30),
                 survey_day=rng.randrange(30),
                 pulse_weekday=rng.randrange(5),
             )

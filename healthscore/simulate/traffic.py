@@ -14,6 +14,7 @@ delivers what this module produces.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import random
@@ -64,26 +65,35 @@ class SimEvent(NamedTuple):
     body: dict[str, Any]  # the JSON body of the event, as POSTed to /v1/events
 
 
+# ``x`` of every day while no story has begun: far before any pivot.
+_BEFORE_STORY = -1e6
+
+
 @dataclass(frozen=True)
 class Timeline:
-    """Simulated time: day 0 begins at ``start`` (UTC midnight); the live phase begins at
-    ``pivot``, ``history_days`` after day 0's start (plus the pivot's time of day)."""
+    """Simulated time. Day 0 begins at ``start`` (UTC midnight). ``anchor`` is the end of the
+    pre-seeded history (renewal dates and the creation of onboarding accounts are relative to
+    it). ``pivot`` is the moment the personas' stories begin; ``None`` while they have not (every
+    account keeps its ordinary behaviour), so a caller can send the history first and begin the
+    stories once whoever watches them is ready (see ``TrafficGenerator.begin_story``)."""
 
     start: dt.datetime
-    pivot: dt.datetime
+    anchor: dt.datetime
+    pivot: dt.datetime | None
 
     @classmethod
-    def ending_at(cls, pivot: dt.datetime, history_days: int) -> Timeline:
-        """A timeline whose pre-seeded history covers ``history_days`` before ``pivot``."""
-        if pivot.tzinfo is None:
-            raise ValueError("the pivot needs a UTC offset")
-        pivot = pivot.astimezone(dt.UTC)
-        midnight = pivot.replace(hour=0, minute=0, second=0, microsecond=0)
-        return cls(start=midnight - history_days * DAY, pivot=pivot)
+    def ending_at(cls, anchor: dt.datetime, history_days: int, *, story: bool = True) -> Timeline:
+        """A timeline whose history covers ``history_days`` before ``anchor``; the stories
+        begin at ``anchor`` when ``story``, else when ``begin_story`` says."""
+        if anchor.tzinfo is None:
+            raise ValueError("the anchor needs a UTC offset")
+        anchor = anchor.astimezone(dt.UTC)
+        midnight = anchor.replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(midnight - history_days * DAY, anchor, anchor if story else None)
 
     @property
     def history_days(self) -> int:
-        return (self.pivot - self.start) // DAY
+        return (self.anchor - self.start) // DAY
 
     def day_of(self, t: dt.datetime) -> int:
         return math.floor((t - self.start) / DAY)
@@ -93,6 +103,8 @@ class Timeline:
 
     def days_after_pivot(self, day: int) -> float:
         """``x`` of the personas for a day: days from the pivot to the day's midpoint."""
+        if self.pivot is None:
+            return _BEFORE_STORY
         return (self.day_start(day) + DAY / 2 - self.pivot) / DAY
 
 
@@ -118,6 +130,12 @@ class TrafficGenerator:
         self.timeline = timeline
         self.seed = seed
         self._day_events = lru_cache(maxsize=max(64, 4 * len(accounts)))(self._compute_day)
+
+    def begin_story(self, pivot: dt.datetime) -> None:
+        """Begin the personas' stories at ``pivot`` (events before it are unaffected except for
+        onboarding accounts, whose activity tapers off in the days before the pivot)."""
+        self.timeline = dataclasses.replace(self.timeline, pivot=pivot.astimezone(dt.UTC))
+        self._day_events.cache_clear()
 
     @classmethod
     def create(cls, count: int, seed: int, timeline: Timeline) -> TrafficGenerator:
@@ -186,7 +204,7 @@ class TrafficGenerator:
             "segment": account.segment,
             "licenses": account.licenses,
             "arr_cents": account.arr_cents,
-            "renewal_date": account.renewal_date(self.timeline.pivot).isoformat(),
+            "renewal_date": account.renewal_date(self.timeline.anchor).isoformat(),
             "owner": account.owner,
         }
         return self._event(
@@ -279,8 +297,8 @@ class TrafficGenerator:
                 )
 
     def _invoice(self, account: SimAccount, origin: int, day: int) -> Iterator[SimEvent]:
-        """Events on ``day`` of the invoice issued on ``origin`` (one every 30 days)."""
-        if (origin - account.billing_day) % 30 != 0:
+        """Events on ``day`` of the invoice issued on ``origin`` (one per billing period)."""
+        if (origin - account.billing_day) % account.billing_period != 0:
             return
         b = behaviour(account.persona, self.timeline.days_after_pivot(origin))
         rng = self._rng(account, origin, "invoice")

@@ -207,3 +207,18 @@ def test_stalled_onboarding_starts_then_goes_silent(story: Story) -> None:
     assert _logins_per_account_day(before["onboarding_stalled"], len(accounts), 14) > 0.5
     usage_after = [e for e in after["onboarding_stalled"] if e.body["type"] == "usage"]
     assert usage_after == []
+
+
+def test_the_history_does_not_depend_on_when_the_story_begins() -> None:
+    """The demo sends the history first and begins the stories once alerts are watching."""
+    waiting = TrafficGenerator.create(12, 7, Timeline.ending_at(PIVOT, 35, story=False))
+    begun = _generator(seed=7, count=12)
+    assert waiting.timeline.pivot is None
+    until = PIVOT - 5 * DAY
+    history = _stream(waiting, until)
+    assert [e.body for e in history] == [e.body for e in _stream(begun, until)]
+
+    waiting.begin_story(PIVOT)
+    assert [e.body for e in _stream(waiting, PIVOT + 9 * DAY)] == [
+        e.body for e in _stream(begun, PIVOT + 9 * DAY)
+    ]
