@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration test-e2e lint format bench clean
+.PHONY: install demo local test test-unit test-integration test-e2e lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/healthscore demo
+
+# Kafka + PostgreSQL for development; other shells: `set -a; . ./.stack.env; set +a`.
+local: install
+	$(BIN)/healthscore local --env-file .stack.env
 
 test: install
 	$(BIN)/pytest tests

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 
 from healthscore.local.process import (
+    apt_install,
     environ_without,
     free_port,
     run_checked,
@@ -108,6 +109,8 @@ def resolve_kafka_jars(version: str = KAFKA_VERSION, cache_dir: Path | None = No
         if (libs / ".complete").exists():
             return libs
         mvn = shutil.which("mvn")
+        if mvn is None and apt_install("maven", "default-jre-headless"):
+            mvn = shutil.which("mvn")
         if mvn is None:
             raise RuntimeError(
                 "Kafka's jars are not cached and `mvn` is not on PATH: install Maven "
@@ -263,6 +266,8 @@ class LocalKafka:
         if java_home and (Path(java_home) / "bin" / "java").exists():
             return str(Path(java_home) / "bin" / "java")
         found = shutil.which("java")
+        if found is None and apt_install("default-jre-headless"):
+            found = shutil.which("java")
         if found is None:
             raise RuntimeError("`java` (JDK 17+) is not on PATH; Kafka needs it")
         return found

@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from healthscore.local.process import free_port, run_checked, spawn, stop_process, tail
+from healthscore.local.process import (
+    apt_install,
+    free_port,
+    run_checked,
+    spawn,
+    stop_process,
+    tail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +61,12 @@ def ensure_postgres_installed() -> Path:
     found = find_postgres_bin_dir()
     if found is not None:
         return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not apt_install("postgresql"):
         raise RuntimeError(
             "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin. Install "
             "them (Debian/Ubuntu: sudo apt-get install -y postgresql) or point DATABASE_URL at "
             "a running server."
         )
-    log.info("installing PostgreSQL with apt-get (first run only)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run_checked(["apt-get", "update", "-q"], what="apt-get update", env=env)
-    run_checked(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-        what="apt-get install postgresql",
-        env=env,
-    )
     found = find_postgres_bin_dir()
     if found is None:
         raise RuntimeError("apt-get installed postgresql but no initdb was found")

@@ -12,6 +12,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +136,22 @@ def run_checked(
     if result.returncode != 0:
         out = (result.stdout or b"").decode(errors="replace")[-4000:]
         raise RuntimeError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n{out}")
+
+
+def apt_install(*packages: str) -> bool:
+    """Install Debian packages non-interactively when we are root and apt-get exists.
+    Returns False (installing nothing) otherwise, so the caller can explain what is missing."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    log.info("installing %s with apt-get (first run only)", " ".join(packages))
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_checked(["apt-get", "update", "-q"], what="apt-get update", env=env)
+    run_checked(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
+        what=f"apt-get install {' '.join(packages)}",
+        env=env,
+    )
+    return True
 
 
 def environ_without(*names: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ migrations, a broker restart that keeps its data, and ``healthscore local`` as a
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -215,3 +216,32 @@ async def test_healthscore_local_writes_env_file_and_cleans_up(tmp_path: Path) -
     assert not await asyncio.to_thread(Path(data_dirs[0]).exists)
     log = log_file.read_text()
     assert "ready in" in log
+
+
+async def test_topics_command_creates_the_product_topics(kafka_bootstrap: str) -> None:
+    prefix = f"cmd{uuid.uuid4().hex[:8]}."
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "HEALTHSCORE_TOPIC_PREFIX": prefix,
+        "HEALTHSCORE_PARTITIONS": "2",
+    }
+    specs = Topics(prefix).specs(2)
+    try:
+        for _ in range(2):  # the second run finds everything in place
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "healthscore.cli",
+                "topics",
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            assert proc.returncode == 0, out.decode()
+        counts = await _partitions(kafka_bootstrap, [s.name for s in specs])
+        assert counts == {s.name: s.partitions for s in specs}
+        assert f"{prefix}health.status\tpartitions=2\tcleanup.policy=compact" in out.decode()
+    finally:
+        await delete_topics(kafka_bootstrap, [s.name for s in specs])
