@@ -33,6 +33,10 @@ class UnsafeURLError(ValueError):
     """The URL or an address its host resolves to is not allowed for webhooks."""
 
 
+class HostNotResolvedError(OSError):
+    """The host does not resolve now; every connection is still checked when it is made."""
+
+
 def check_address(address: str) -> None:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -69,14 +73,15 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 async def check_destination(url: str, *, allow_private: bool) -> None:
-    """Check the URL and every address its host resolves to; raise UnsafeURLError."""
+    """Check the URL and every address its host resolves to; raise UnsafeURLError, or
+    HostNotResolvedError when the name does not resolve (yet)."""
     host, port = check_url(url, allow_private=allow_private)
     if allow_private:
         return
     try:
         addresses = await resolve(host, port)
     except OSError as exc:
-        raise UnsafeURLError(f"host {host} does not resolve: {exc.strerror or exc}") from None
+        raise HostNotResolvedError(f"host {host} does not resolve: {exc.strerror or exc}") from None
     for address in addresses:
         check_address(address)
 
