@@ -1,0 +1,61 @@
+"""Settings of the ingest service (environment variables, see SPEC.md "Configuration")."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from healthscore.config import CommonSettings
+
+MiB = 1024 * 1024
+
+
+class IngestSettings(CommonSettings):
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None, validation_alias="HEALTHSCORE_BOOTSTRAP_API_KEY"
+    )
+    host: str = Field(default="0.0.0.0", validation_alias="HEALTHSCORE_INGEST_HOST")
+    port: int = Field(default=8000, ge=0, le=65535, validation_alias="HEALTHSCORE_INGEST_PORT")
+    # Enforced while the body is read, before any parsing: 5 MiB holds a full batch of 1,000
+    # events with a few KiB of text each.
+    max_body_bytes: int = Field(
+        default=5 * MiB, ge=1024, le=256 * MiB, validation_alias="HEALTHSCORE_INGEST_MAX_BODY_BYTES"
+    )
+    max_batch_items: int = Field(
+        default=1000, ge=1, le=1000, validation_alias="HEALTHSCORE_INGEST_MAX_BATCH_ITEMS"
+    )
+    # Token bucket per API key, counted in events (every item of a batch, valid or not).
+    rate_limit_per_second: float = Field(
+        default=5000.0, gt=0, validation_alias="HEALTHSCORE_INGEST_RATE_LIMIT"
+    )
+    rate_limit_burst: int = Field(
+        default=10_000, ge=1, validation_alias="HEALTHSCORE_INGEST_RATE_BURST"
+    )
+    # How long a request waits for Kafka's acknowledgement before answering 503. Below typical
+    # client timeouts (30 s) so the client sees our 503 and Retry-After, not its own timeout.
+    send_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, validation_alias="HEALTHSCORE_INGEST_SEND_TIMEOUT"
+    )
+    unavailable_retry_after_seconds: int = Field(
+        default=5, ge=1, validation_alias="HEALTHSCORE_INGEST_RETRY_AFTER"
+    )
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    key_refresh_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="HEALTHSCORE_API_KEY_REFRESH_SECONDS"
+    )
+    # An unknown key reloads the key table at most this often.
+    key_miss_refresh_seconds: float = Field(default=5.0, ge=0)
+
+    @model_validator(mode="after")
+    def _burst_holds_a_full_batch(self) -> Self:
+        if self.rate_limit_burst < self.max_batch_items:
+            raise ValueError(
+                "HEALTHSCORE_INGEST_RATE_BURST must be at least the batch limit "
+                f"({self.max_batch_items}), or a full batch could never pass"
+            )
+        return self
+
+
+def get_settings() -> IngestSettings:
+    return IngestSettings()
