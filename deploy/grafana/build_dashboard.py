@@ -300,13 +300,14 @@ def build() -> dict[str, Any]:
             "Consumer lag by partition",
             [
                 (
-                    "sum by (topic, partition) (healthscore_scorer_consumer_lag)",
-                    "{{topic}}[{{partition}}]",
+                    "sum by (partition) (healthscore_scorer_consumer_lag)",
+                    "partition {{partition}}",
                 )
             ],
             "short",
-            "Records behind the end of each input partition. Growing lag: add workers (up to"
-            " the partition count) or find the slow dependency.",
+            "Records behind the end of each partition, summed over the event and tick topics"
+            " (partition n of every input topic belongs to one worker). Growing lag: add workers"
+            " (up to the partition count) or find the slow dependency.",
         ),
         8,
         8,
@@ -389,14 +390,45 @@ def build() -> dict[str, Any]:
             "Table recovery",
             [
                 (
-                    "sum by (instance) (rate(healthscore_scorer_table_recovery_records_total"
+                    "sum by (instance) (increase(healthscore_scorer_table_recoveries_total"
                     "[$__rate_interval]))",
-                    "{{instance}}",
-                )
+                    "recoveries {{instance}}",
+                ),
+                (
+                    "max by (instance) (healthscore_scorer_owned_partitions)",
+                    "partitions owned {{instance}}",
+                ),
             ],
-            "ops",
-            "Changelog records replayed per second while a worker rebuilds its table after a"
-            " restart or rebalance.",
+            "short",
+            "Table recoveries completed (one per rebalance) and the partitions each worker owns"
+            " afterwards. Frequent recoveries: workers restarting or the group flapping.",
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "PostgreSQL writer",
+            [
+                ("sum(healthscore_scorer_postgres_pending)", "pending records"),
+                (
+                    "sum(rate(healthscore_scorer_postgres_errors_total[$__rate_interval]))",
+                    "failed batches / s",
+                ),
+            ],
+            "short",
+            "Scored records waiting for their batch write (their offsets wait too) and batches"
+            " that failed and will be retried.",
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "PostgreSQL batch duration",
+            quantiles("healthscore_scorer_postgres_flush_seconds"),
+            "s",
+            "Time of one batch transaction (account_scores upserts and score_history inserts).",
         ),
         8,
         8,
@@ -430,7 +462,8 @@ def build() -> dict[str, Any]:
                 )
             ],
             "ops",
-            "Final delivery outcomes per second.",
+            "Attempt outcomes per second: delivered, retry (will be tried again) and"
+            " dead_lettered (attempts or age ran out).",
         ),
         8,
         8,
@@ -447,7 +480,7 @@ def build() -> dict[str, Any]:
                 )
             ],
             "percentunit",
-            "Share of delivery outcomes that were not successful, per destination.",
+            "Share of attempt outcomes that were retry or dead_lettered, per destination.",
         ),
         8,
         8,
@@ -473,10 +506,10 @@ def build() -> dict[str, Any]:
     )
     layout.add(
         timeseries(
-            "Delivery latency",
+            "Delivery attempt latency",
             quantiles("healthscore_alerts_delivery_latency_seconds", "destination"),
             "s",
-            "From the alert being raised to the destination accepting it.",
+            "Time of one delivery attempt (HTTP request or Kafka send), per destination.",
         ),
         8,
         8,
@@ -487,6 +520,17 @@ def build() -> dict[str, Any]:
             [("min by (destination) (healthscore_alerts_destination_healthy)", "{{destination}}")],
             "short",
             "1 = healthy, 0 = marked unhealthy after repeated failures.",
+        ),
+        8,
+        8,
+    )
+    layout.add(
+        timeseries(
+            "Pending deliveries",
+            [("sum by (destination) (healthscore_alerts_pending_deliveries)", "{{destination}}")],
+            "short",
+            "Outbox rows waiting per destination. A growing queue behind one destination is"
+            " that destination's problem; the others keep flowing.",
         ),
         8,
         8,
