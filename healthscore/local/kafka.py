@@ -304,6 +304,16 @@ class LocalKafka:
         )
         (self._dir / "server.properties").write_text(render_properties(props))
         (self._dir / "log4j.properties").write_text(log4j_properties(self._dir / "server.log"))
+        try:
+            self._format()
+        except BaseException:
+            # A half-prepared directory must not be mistaken for a formatted one next time.
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+            raise
+
+    def _format(self) -> None:
+        assert self._dir is not None
         run_checked(
             self._jvm(
                 "kafka.tools.StorageTool",

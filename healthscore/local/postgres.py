@@ -130,6 +130,16 @@ class LocalPostgres:
             entry = pwd.getpwnam(user)
             for path in (self._dir, self._dir / "sock"):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
+        try:
+            self._run_initdb(bin_dir, user)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+            raise
+        self.version = bin_dir.parent.name
+
+    def _run_initdb(self, bin_dir: Path, user: str | None) -> None:
+        assert self._dir is not None
         run_checked(
             [
                 str(bin_dir / "initdb"),
@@ -150,7 +160,6 @@ class LocalPostgres:
             cwd=self._dir,
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
         )
-        self.version = bin_dir.parent.name
 
     async def start(self) -> None:
         if self.running:

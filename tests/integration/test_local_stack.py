@@ -245,3 +245,21 @@ async def test_topics_command_creates_the_product_topics(kafka_bootstrap: str) -
         assert f"{prefix}health.status\tpartitions=2\tcleanup.policy=compact" in out.decode()
     finally:
         await delete_topics(kafka_bootstrap, [s.name for s in specs])
+
+
+async def test_unreachable_broker_never_answers() -> None:
+    from healthscore.local.kafka import broker_answers
+    from healthscore.local.process import free_port
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(broker_answers(f"127.0.0.1:{free_port()}"), 2)
+
+
+async def test_failed_format_is_an_error_and_leaves_nothing_behind() -> None:
+    kafka = LocalKafka(java="/bin/false")
+
+    with pytest.raises(RuntimeError, match="StorageTool format failed"):
+        await kafka.start()
+
+    assert kafka.data_dir is None
+    assert not kafka.running
