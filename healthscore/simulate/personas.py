@@ -8,7 +8,7 @@ the history does not depend on when the pivot comes; each persona's story plays 
 - ``healthy``: steady, broad usage, few low-priority tickets, invoices paid on time, promoters.
 - ``declining``: usage erodes slowly after the pivot, tickets and late payments creep up, lukewarm
   feedback: a green account that slides to amber over a few weeks.
-- ``churning``: two days after the pivot usage collapses, urgent tickets pile up unresolved,
+- ``churning``: a day after the pivot usage collapses, urgent tickets pile up unresolved,
   payments fail, emails turn negative, detractor scores.
 - ``expanding``: more active users than licenses, heavy feature and API usage, promoters.
 - ``onboarding_stalled``: a new account in onboarding that activated a few users, then stops
@@ -85,26 +85,26 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
             pulse=(4, 5),
         )
     if persona == "declining":
-        t = x / 25.0  # the slide takes about three and a half weeks
+        t = x / 18.0  # the slide takes about two and a half weeks
         sliding = x >= 0
         return DayBehaviour(
-            active_share=_lerp(0.75, 0.22, t),
+            active_share=_lerp(0.75, 0.15, t),
             features_per_login=_lerp(0.8, 0.3, t),
             api_calls=int(_lerp(250, 40, t)),
             ticket_rate=_lerp(0.1, 0.45, t),
             urgent_share=_lerp(0.1, 0.45, t),
             resolve_days=(2, 7),
             csat=(2, 4) if sliding else (3, 5),
-            payment="late" if x >= 8 else "on_time",
+            payment="late" if x >= 4 else "on_time",
             inbound_email_rate=0.2,
-            email_tone="negative" if x >= 12 else "neutral",
+            email_tone="negative" if x >= 6 else "neutral",
             reply_rate=_lerp(0.6, 0.15, t),
-            nps=(4, 6) if x >= 10 else (7, 8),
-            pulse=(2, 3) if x >= 10 else (3, 4),
+            nps=(4, 6) if x >= 6 else (7, 8),
+            pulse=(2, 3) if x >= 6 else (3, 4),
         )
     if persona == "churning":
-        collapsed = x >= 2
-        fade = math.exp(-(x - 2) / 1.5) if collapsed else 1.0
+        collapsed = x >= 1
+        fade = math.exp(-(x - 1)) if collapsed else 1.0
         return DayBehaviour(
             active_share=0.7 * fade,
             features_per_login=0.8 if not collapsed else 0.3,

@@ -214,10 +214,13 @@ class TrafficGenerator:
     def _usage(self, account: SimAccount, day: int, b: DayBehaviour) -> list[SimEvent]:
         rng = self._rng(account, day, "usage")
         weekend = self.timeline.day_start(day).weekday() >= 5
-        share = b.active_share * (0.35 if weekend else 1.0)
+        # The first ``active_share`` of the user pool are engaged (so seat utilisation tracks
+        # the persona); an engaged user logs in on most working days.
+        engaged = round(b.active_share * account.users)
+        login_chance = 0.25 if weekend else 0.8
         out = []
         for user in range(account.users):
-            if rng.random() >= share:
+            if user >= engaged or rng.random() >= login_chance:
                 continue
             user_id = f"{account.account_id}-u{user:03d}"
             login_at = rng.uniform(7 * 3600, 18 * 3600)
