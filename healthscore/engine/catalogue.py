@@ -128,6 +128,7 @@ OTHER: Final = "~other"
 # Key dimension for an absent optional field (e.g. a usage event without a feature).
 NONE: Final = ""
 
+FOLDED_KEYS: Final = 32  # extra keys for values folded into OTHER, beyond an event type's max_keys
 MAX_USERS_PER_KEY: Final = 2_000  # distinct user ids remembered per usage key
 MAX_TICKETS: Final = 1_000  # tickets remembered by id (open ones are evicted last)
 MAX_INVOICES: Final = 500  # invoices remembered by id (unsettled ones are evicted last)

@@ -1,13 +1,11 @@
 """Drivers: which indicators moved a score, and by how much of the overall score.
 
-An indicator's *contribution* to a score card is its share of the overall score::
-
-    weight(category) / sum(weights of categories with data) x points / possible(category) x 100
-
-so the contributions of all counted indicators add up to the (unrounded) overall score. A
-driver's ``score_impact`` is its new contribution minus its old one: weights and renormalisation
-are accounted for, and the impacts of all indicators add up to the score change (except when a
-card without data, which carries the neutral score, is involved).
+A driver's ``score_impact`` is the change of the overall score had only that indicator moved:
+the previous card's categories with this one indicator's new points (and counted / not counted)
+put in, renormalised exactly as scoring does. Weights, renormalisation within the category (an
+indicator that starts or stops counting) and between categories (a category that gains or loses
+its data) are all accounted for. Impacts of simultaneous moves in one category need not add up
+exactly to the score change; each one answers "what did this move alone do".
 """
 
 from __future__ import annotations
@@ -29,18 +27,39 @@ class DriverResult:
     score_impact: float
 
 
-def contributions(card: ScoreCard) -> dict[tuple[str, str], float]:
-    """Each indicator's share of the card's overall score (0 for uncounted indicators)."""
-    total_weight = sum(c.weight for c in card.categories if c.score is not None)
-    by_name = {c.name: c for c in card.categories}
-    out: dict[tuple[str, str], float] = {}
-    for ind in card.indicators:
-        category = by_name[ind.category]
-        share = 0.0
-        if ind.counted and total_weight > 0 and category.possible_points > 0:
-            share = category.weight / total_weight * ind.points / category.possible_points * 100
-        out[(ind.category, ind.name)] = share
-    return out
+class _Base:
+    """The previous card's category totals, able to re-score with one indicator swapped."""
+
+    def __init__(self, card: ScoreCard | None, current: ScoreCard) -> None:
+        self.weight: dict[str, float] = {c.name: c.weight for c in current.categories}
+        self.earned: dict[str, float] = {}
+        self.possible: dict[str, float] = {}
+        self.fallback = card.score if card is not None else 0.0
+        if card is not None:
+            for c in card.categories:
+                self.weight[c.name] = c.weight
+                self.earned[c.name] = c.earned_points
+                self.possible[c.name] = c.possible_points
+        self.score = self.overall(None, 0.0, 0.0)
+
+    def overall(self, category: str | None, earned_delta: float, possible_delta: float) -> float:
+        weighted = total = 0.0
+        for name, weight in self.weight.items():
+            earned = self.earned.get(name, 0.0)
+            possible = self.possible.get(name, 0.0)
+            if name == category:
+                earned += earned_delta
+                possible += possible_delta
+            if possible > 1e-9:
+                weighted += weight * earned / possible * 100
+                total += weight
+        return weighted / total if total > 0 else self.fallback
+
+
+def _counted_points(ind: IndicatorResult | None) -> tuple[float, float]:
+    if ind is None or not ind.counted:
+        return 0.0, 0.0
+    return ind.points, ind.max_points
 
 
 def drivers(
@@ -48,19 +67,16 @@ def drivers(
 ) -> tuple[DriverResult, ...]:
     """The ``limit`` indicators whose move changed the score most (largest ``|score_impact|``).
 
-    Only indicators whose points, level or counting changed are candidates; with no previous
-    card every indicator is new and its impact is its whole contribution.
+    Candidates are the indicators whose value, level, points or counting changed; without a
+    previous card every indicator is new (its old side counts as absent).
     """
-    new_share = contributions(current)
-    old_share = contributions(previous) if previous is not None else {}
     old_by_key: dict[tuple[str, str], IndicatorResult] = (
         {(i.category, i.name): i for i in previous.indicators} if previous is not None else {}
     )
+    base = _Base(previous, current)
     candidates: list[DriverResult] = []
     for ind in current.indicators:
-        key = (ind.category, ind.name)
-        old = old_by_key.get(key)
-        old_points = old.points if old is not None else 0.0
+        old = old_by_key.get((ind.category, ind.name))
         if old is not None and (old.points, old.level, old.counted, old.value) == (
             ind.points,
             ind.level,
@@ -68,7 +84,9 @@ def drivers(
             ind.value,
         ):
             continue
-        impact = new_share[key] - old_share.get(key, 0.0)
+        old_points, old_possible = _counted_points(old)
+        new_points, new_possible = _counted_points(ind)
+        moved = base.overall(ind.category, new_points - old_points, new_possible - old_possible)
         candidates.append(
             DriverResult(
                 category=ind.category,
@@ -77,11 +95,17 @@ def drivers(
                 new_value=ind.value,
                 old_level=old.level if old is not None else None,
                 new_level=ind.level,
-                points_delta=round(ind.points - old_points, 4),
-                score_impact=round(impact, 4),
+                points_delta=round(ind.points - (old.points if old is not None else 0.0), 4),
+                score_impact=round(moved - base.score, 4),
             )
         )
     candidates.sort(
-        key=lambda d: (-abs(d.score_impact), -abs(d.points_delta), d.category, d.indicator)
+        key=lambda d: (
+            -abs(d.score_impact),
+            d.score_impact,
+            -abs(d.points_delta),
+            d.category,
+            d.indicator,
+        )
     )
     return tuple(candidates[: max(limit, 0)])

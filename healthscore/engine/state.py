@@ -27,6 +27,7 @@ from typing import Any, Final
 import orjson
 
 from healthscore.engine.catalogue import (
+    FOLDED_KEYS,
     LAYOUTS,
     MAX_INVOICES,
     MAX_TICKETS,
@@ -392,11 +393,15 @@ def _admit(state: AccountState, etype: str, dims: Dims) -> Dims:
     if idle:
         del latest[min(idle, key=lambda k: (latest[k][0], latest[k][1]))]
         return dims
-    folded = tuple(
-        value if name in layout.enum_values or value == NONE else OTHER
-        for name, value in zip(layout.dims, dims, strict=True)
-    )
-    return folded
+    # Fold the last free-form dimension first (usage keeps its metric, ticket its status and
+    # priority); past FOLDED_KEYS such keys, fold every free-form dimension.
+    free = [i for i, name in enumerate(layout.dims) if name not in layout.enum_values]
+    partial = list(dims)
+    if free and partial[free[-1]] != NONE:
+        partial[free[-1]] = OTHER
+    if tuple(partial) in latest or len(latest) < layout.max_keys + FOLDED_KEYS:
+        return tuple(partial)
+    return tuple(OTHER if i in free and dims[i] != NONE else v for i, v in enumerate(dims))
 
 
 def _touch_latest(
@@ -484,14 +489,10 @@ def _apply_billing(state: AccountState, event: BillingEvent, us: int, tie: int, 
     due_us = to_micros(p.due_at) if p.due_at is not None else None
     invoice = state.invoices.get(p.invoice_id)
     if invoice is None:
-        state.invoices[p.invoice_id] = [
-            p.status,
-            us,
-            tie,
-            due_us,
-            us if due_us is not None else -1,
-            tie,
-        ]
+        if due_us is None:
+            state.invoices[p.invoice_id] = [p.status, us, tie, None, -1, 0]
+        else:
+            state.invoices[p.invoice_id] = [p.status, us, tie, due_us, us, tie]
         if len(state.invoices) > MAX_INVOICES:
             _evict(state.invoices, lambda v: (v[0] not in SETTLED_INVOICE_STATUSES, v[1], v[2]))
         return

@@ -67,7 +67,7 @@ def parse_model(data: Mapping[str, Any] | str) -> HealthModel:
     try:
         model = HealthModel.model_validate(raw)
     except ValidationError as exc:
-        errors.extend(_convert(exc.errors()))
+        errors.extend(_without_echoes(list(_convert(exc.errors()))))
     errors.extend(_semantic_errors(raw))
     if errors:
         unique = dict.fromkeys((loc, msg) for loc, msg in errors)
@@ -134,6 +134,16 @@ def _convert(details: list[ErrorDetails]) -> Iterator[tuple[Loc, str]]:
             yield (*loc, "kind"), f"is required (one of {', '.join(METRIC_KINDS)})"
             continue
         yield tuple(loc), _message(err)
+
+
+def _without_echoes(errors: list[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
+    """Drop a list's "too short" error when it only echoes failures of its own items."""
+    deeper = {loc[:i] for loc, _ in errors for i in range(len(loc))}
+    return [
+        (loc, msg)
+        for loc, msg in errors
+        if not (msg.startswith("must have at least") and loc in deeper)
+    ]
 
 
 def _message(err: ErrorDetails) -> str:
