@@ -1,0 +1,78 @@
+"""Settings of a scorer worker (environment variables, see SPEC.md "Configuration")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from healthscore.config import CommonSettings
+
+
+class ScorerSettings(CommonSettings):
+    # ``system`` or ``accelerated:<speed>:<sim_origin>:<wall_origin>`` (healthscore/clock.py);
+    # ``accelerated:0:<origin>:0`` is a fixed clock.
+    clock: str = Field(default="system", validation_alias="HEALTHSCORE_CLOCK")
+    # faust store URL for the per-account tables: rocksdb:// in production (local state survives
+    # a restart, only the changelog tail is replayed), memory:// for tests (full replay).
+    store_url: str = Field(default="rocksdb://", validation_alias="HEALTHSCORE_SCORER_STORE")
+    # RocksDB files. Two workers on one host need two directories (RocksDB locks its files).
+    data_dir: Path | None = Field(default=None, validation_alias="HEALTHSCORE_SCORER_DATA_DIR")
+    # /healthz, /readyz and /metrics of this worker; faust's own web server is disabled.
+    http_host: str = Field(default="0.0.0.0", validation_alias="HEALTHSCORE_SCORER_HOST")
+    http_port: int = Field(default=6066, ge=0, le=65535, validation_alias="HEALTHSCORE_SCORER_PORT")
+    # Standby copies of other workers' partitions shorten fail-over at the cost of reading
+    # their changelogs too.
+    standby_replicas: int = Field(
+        default=1, ge=0, le=8, validation_alias="HEALTHSCORE_SCORER_STANDBY_REPLICAS"
+    )
+    # Replication factor of the topics faust creates (table changelogs).
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, validation_alias="HEALTHSCORE_SCORER_REPLICATION_FACTOR"
+    )
+    commit_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="HEALTHSCORE_SCORER_COMMIT_INTERVAL"
+    )
+    # PostgreSQL writer: rows are coalesced per account and flushed every `pg_flush_interval`
+    # seconds or `pg_batch_size` accounts; at `pg_max_pending` unflushed records the stream
+    # waits (backpressure) instead of growing memory or dropping rows.
+    pg_batch_size: int = Field(default=1000, ge=1, validation_alias="HEALTHSCORE_SCORER_PG_BATCH")
+    pg_flush_interval_seconds: float = Field(
+        default=0.1, gt=0, le=10, validation_alias="HEALTHSCORE_SCORER_PG_FLUSH_INTERVAL"
+    )
+    pg_max_pending: int = Field(
+        default=20_000, ge=1, validation_alias="HEALTHSCORE_SCORER_PG_MAX_PENDING"
+    )
+    # Decay timer: how often it looks for due accounts and how many rescore ticks per second it
+    # sends at most, so a midnight when every account's windows slide is spread over time.
+    decay_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, validation_alias="HEALTHSCORE_SCORER_DECAY_INTERVAL"
+    )
+    decay_ticks_per_second: float = Field(
+        default=5000.0, gt=0, validation_alias="HEALTHSCORE_SCORER_DECAY_RATE"
+    )
+    log_level: str = Field(default="INFO", validation_alias="HEALTHSCORE_LOG_LEVEL")
+
+    @property
+    def app_id(self) -> str:
+        """faust app id = consumer group and changelog topic prefix; includes the topic prefix
+        so that deployments (and tests) sharing a broker never share state."""
+        return f"{self.topic_prefix}healthscore-scorer"
+
+    @property
+    def broker_url(self) -> str:
+        return ";".join(
+            f"kafka://{server.strip()}"
+            for server in self.kafka_bootstrap_servers.split(",")
+            if server.strip()
+        )
+
+    @property
+    def table_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        return Path(".healthscore") / f"scorer-{self.http_port}"
+
+
+def get_settings() -> ScorerSettings:
+    return ScorerSettings()
