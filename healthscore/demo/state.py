@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import math
 import re
 import statistics
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ def percentile(samples: Sequence[float], q: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    rank = max(1, min(len(ordered), round(q * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q * len(ordered))))
     return ordered[rank - 1]
 
 
