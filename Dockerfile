@@ -23,9 +23,12 @@ RUN /opt/healthscore/bin/pip install --no-deps '.[rocksdb]'
 
 FROM python:3.11-slim
 # A fixed, non-root uid/gid so Kubernetes `runAsNonRoot` and volume ownership (fsGroup) agree.
+# The scorer's RocksDB tables live in /var/lib/healthscore/scorer (a volume in compose, a PVC in
+# the Helm chart); created here so a fresh named volume inherits the non-root owner.
 RUN groupadd --system --gid 10001 healthscore \
  && useradd --system --uid 10001 --gid healthscore --home-dir /var/lib/healthscore \
-      --create-home --shell /usr/sbin/nologin healthscore
+      --create-home --shell /usr/sbin/nologin healthscore \
+ && install -d -o healthscore -g healthscore /var/lib/healthscore/scorer
 COPY --from=build /opt/healthscore /opt/healthscore
 ENV PATH=/opt/healthscore/bin:$PATH \
     PYTHONUNBUFFERED=1 \
