@@ -124,7 +124,12 @@ class PostgresModelStore:
         statement = (
             health_models.update()
             .where(health_models.c.model_id == model_id, health_models.c.draft.is_not(None))
-            .values(draft=document, draft_updated_at=now, draft_updated_by=by)
+            # sa.null(): a plain None would be stored as the JSON value null, not SQL NULL.
+            .values(
+                draft=document if document is not None else sa.null(),
+                draft_updated_at=now,
+                draft_updated_by=by,
+            )
             .returning(health_models.c.model_id)
         )
         return (await conn.execute(statement)).first() is not None
