@@ -141,7 +141,7 @@ def _renewal(alert: AlertRaised, today: dt.date) -> str:
 def fallback_text(alert: AlertRaised) -> str:
     """The notification text (shown where blocks are not)."""
     return _clip(
-        f"{STATUS_EMOJI[alert.new_status]} {account_name(alert)} {headline(alert)} "
+        f"{STATUS_EMOJI[alert.new_status]} {escape(account_name(alert))} {headline(alert)} "
         f"({_score(alert.old_score)} \u2192 {_score(alert.new_score)})",
         MAX_FALLBACK,
     )
@@ -215,5 +215,6 @@ def digest_message(alerts: Sequence[AlertRaised], *, account_url: str) -> dict[s
     if len(alerts) > room:
         more = f"\u2026 and {len(alerts) - room} more alerts in the alert log."
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
-    text = f"{len(alerts)} health alerts: " + ", ".join(account_name(a) for a in alerts[:10])
+    names = ", ".join(escape(account_name(a)) for a in alerts[:10])
+    text = f"{len(alerts)} health alerts: {names}"
     return {"text": _clip(text, MAX_FALLBACK), "blocks": blocks}
