@@ -76,6 +76,7 @@ def create_app(
                 stack.push_async_callback(owned.close)
                 kafka = owned
             accounts = PostgresAccountReader(db)
+            app.state.db_engine = db  # the alert log routes (routes_alerts.py) read through it
             app.state.key_store = store
             app.state.publisher = kafka
             app.state.accounts = accounts
