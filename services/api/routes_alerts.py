@@ -260,13 +260,15 @@ async def list_dead_letters(
 
 def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> APIRouter:
     """Routes of the alert log; ``engine`` is a FastAPI dependency giving the database engine."""
-    Engine = Annotated[AsyncEngine, Depends(engine)]  # noqa: N806 - a type alias
+    # A module-level alias cannot carry the injected dependency, and a local one is invisible
+    # to FastAPI's annotation resolution (postponed annotations), hence plain defaults.
+    db_engine = Depends(engine)
     router = APIRouter(tags=["alerts"])
 
     @router.get("/v1/alerts", response_model=AlertPageOut)
     async def alert_log(
-        db: Engine,
         _: Reader,
+        db: AsyncEngine = db_engine,
         account_id: str | None = None,
         rule: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies query defaults
         delivery_status: DeliveryStatus | None = None,
@@ -285,8 +287,8 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
 
     @router.get("/v1/alerts/dead-letters", response_model=DeadLetterPageOut)
     async def dead_letters(
-        db: Engine,
         _: Reader,
+        db: AsyncEngine = db_engine,
         destination: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> DeadLetterPageOut:
@@ -294,7 +296,7 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
         return await list_dead_letters(db, destination=destination, limit=limit)
 
     @router.get("/v1/alerts/{alert_id}", response_model=AlertOut)
-    async def alert_detail(alert_id: str, db: Engine, _: Reader) -> AlertOut:
+    async def alert_detail(alert_id: str, _: Reader, db: AsyncEngine = db_engine) -> AlertOut:
         """Get one alert with every delivery and every delivery attempt."""
         found = await get_alert(db, alert_id)
         if found is None:
@@ -304,8 +306,8 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
     @router.get("/v1/accounts/{account_id}/alerts", response_model=AlertPageOut)
     async def account_alerts(
         account_id: str,
-        db: Engine,
         _: Reader,
+        db: AsyncEngine = db_engine,
         before: dt.datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> AlertPageOut:
