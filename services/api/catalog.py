@@ -1,19 +1,20 @@
 """Which model versions are in force, and what publishing one more would change.
 
-The models in force ("current models") are the repository's default models
-(``engine.default_models()``, version 0) overlaid by the latest published version of each model
-id: publishing a model with a repository model's id replaces it, and a fresh install scores with
-the repository's models until something is published.
+The rule is the scorer's (services/scorer/model_registry.py), so the api previews exactly what
+the scorers will do: until the first version of any model is published, the repository's models
+(``engine.default_models()``, version 0) are in force. From then on the models in force are the
+latest published version of every published model id and, when none of them is marked
+``default: true``, the repository's default model as the fallback. So exactly one default model
+is in force at any time.
 
-Exactly one current model is the default (``default: true``), the fallback of
-``engine.select_model``. :func:`plan_publish` enforces it: publishing a default model demotes the
-previous default by publishing it again with ``default: false`` (origin ``default_transfer``), and
-a version that would leave no default is refused with :class:`PublishConflictError`.
+Publishing keeps at most one published default: publishing a model with ``default: true``
+demotes the previous published default by publishing it again with ``default: false`` (origin
+``default_transfer``) in the same publish.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,10 +22,6 @@ from healthscore.engine import HealthModel, PublishedModel, parse_model
 
 Source = Literal["repository", "published"]
 Origin = Literal["publish", "rollback", "default_transfer"]
-
-
-class PublishConflictError(Exception):
-    """Publishing would break the single-default rule (HTTP 409)."""
 
 
 @dataclass(frozen=True)
@@ -68,66 +65,63 @@ def repository_document(model: HealthModel) -> dict[str, Any]:
 def current_models(
     repository: Iterable[PublishedModel], latest: Iterable[CurrentModel]
 ) -> dict[str, CurrentModel]:
-    """Repository models overlaid by the latest published version of each id, by model id."""
-    current = {
-        m.model_id: CurrentModel(m, repository_document(m.model), "repository") for m in repository
-    }
-    current.update({m.model_id: m for m in latest})
+    """The models in force, by model id: see the module docstring for the rule."""
+    published = {m.model_id: m for m in latest}
+    builtin = [CurrentModel(m, repository_document(m.model), "repository") for m in repository]
+    if not published:
+        current = {m.model_id: m for m in builtin}
+    else:
+        current = dict(published)
+        if not any(m.is_default for m in published.values()):
+            current.update(
+                {m.model_id: m for m in builtin if m.is_default and m.model_id not in published}
+            )
     return dict(sorted(current.items()))
 
 
 def plan_publish(
     current: Mapping[str, CurrentModel],
     document: dict[str, Any],
+    next_version: Callable[[str], int],
     *,
     origin: Origin = "publish",
     rolled_back_from: int | None = None,
-    latest_version: int | None = None,
 ) -> tuple[PlannedVersion, ...]:
-    """The versions one publish writes: ``document`` as its model's next version, then any
-    demotion of the previous default. Raises ``ModelInvalid`` or :class:`PublishConflictError`.
+    """The versions one publish writes: ``document`` as its model's next version, then the
+    demotion of the previous published default when ``document`` is a default model.
 
-    ``latest_version`` is the model's latest published version number when known (the database
-    row); it defaults to the current model's version.
+    ``next_version(model_id)`` numbers the versions. Raises ``ModelInvalid``.
     """
     model = parse_model(document)
-    model_id = model.id
-    previous = current.get(model_id)
-    if latest_version is None:
-        latest_version = previous.version if previous is not None else 0
     planned = [
-        PlannedVersion(model_id, latest_version + 1, document, model, origin, rolled_back_from)
+        PlannedVersion(model.id, next_version(model.id), document, model, origin, rolled_back_from)
     ]
-    others = [m for m in current.values() if m.model_id != model_id and m.is_default]
     if model.default:
-        for other in others:
-            demoted = {**other.document, "default": False}
-            planned.append(
-                PlannedVersion(
-                    other.model_id,
-                    other.version + 1,
-                    demoted,
-                    parse_model(demoted),
-                    "default_transfer",
+        for other in current.values():
+            if other.model_id != model.id and other.is_default and other.source == "published":
+                demoted = {**other.document, "default": False}
+                planned.append(
+                    PlannedVersion(
+                        other.model_id,
+                        next_version(other.model_id),
+                        demoted,
+                        parse_model(demoted),
+                        "default_transfer",
+                    )
                 )
-            )
-    elif not others:
-        raise PublishConflictError(
-            f"model {model_id!r} is not the default (default: false) and no other current model"
-            " is: exactly one model must be the default. Publish another model with"
-            " default: true instead; it takes the default over."
-        )
     return tuple(planned)
 
 
 def after_publish(
-    current: Mapping[str, CurrentModel], plan: Sequence[PlannedVersion]
+    repository: Iterable[PublishedModel],
+    current: Mapping[str, CurrentModel],
+    plan: Sequence[PlannedVersion],
 ) -> dict[str, CurrentModel]:
-    """The current models once ``plan`` is published."""
-    after = dict(current)
+    """The models in force once ``plan`` is published."""
+    published = {m.model_id: m for m in current.values() if m.source == "published"}
     for p in plan:
-        after[p.model_id] = CurrentModel(p.published, p.document, "published")
-    return after
+        published[p.model_id] = CurrentModel(p.published, p.document, "published")
+    return current_models(repository, published.values())
 
 
 def published_models(current: Mapping[str, CurrentModel]) -> tuple[PublishedModel, ...]:

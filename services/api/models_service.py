@@ -1,18 +1,24 @@
 """Health Management: drafts, validation, preview, publish, versions, diff and rollback.
 
-Publishing is one PostgreSQL transaction that holds the publish lock, inserts the new version
-rows, sends their ``ModelPublished`` records to Kafka and waits for the acknowledgement, and only
-then commits. When Kafka fails the transaction rolls back: no version row exists, the draft is
-still there, and retrying is safe because the retry takes the same version number again (the
-compacted topic keeps the latest record per model id). The opposite order (commit, then send)
-would leave a version in the database that scorers never heard of whenever the send fails.
+A publish runs under the publish lock (a session-level advisory lock) in two transactions:
+
+1. plan the versions and reserve their numbers (``health_models.reserved_version``), commit;
+2. insert the version rows, send their ``ModelPublished`` records to Kafka, wait for the
+   acknowledgement (idempotent producer, ``acks=all``), and only then commit.
+
+When Kafka fails, the second transaction rolls back: no version row exists, the draft is still
+there, and the caller gets 503. Retrying is safe: the retry takes new, higher numbers, so even a
+record of the failed attempt that Kafka writes late (the idempotent producer keeps retrying a
+batch it has not given up on) is superseded, because scorers keep the highest version per model.
+The opposite order (commit, then send) would leave versions in the database that scorers never
+heard of whenever the send fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -24,7 +30,6 @@ from schemas.messages import ModelPublished
 from services.api.catalog import (
     CurrentModel,
     PlannedVersion,
-    PublishConflictError,
     after_publish,
     current_models,
     plan_publish,
@@ -41,6 +46,10 @@ from services.api.publisher import ModelPublisher
 # Accounts scored per worker-thread hop during a preview: large enough to amortise the hop,
 # small enough that other requests are served in between.
 PREVIEW_CHUNK = 500
+
+NextVersion = Callable[[str], int]
+# The versions to publish, and the draft's updated_at they were planned from (None: no draft).
+Planned = tuple[tuple[PlannedVersion, ...], dt.datetime | None]
 
 
 class NotFoundError(Exception):
@@ -144,6 +153,16 @@ def _version_info(row: VersionRow) -> VersionInfo:
     )
 
 
+def _announcement(row: VersionRow) -> ModelPublished:
+    return ModelPublished(
+        model_id=row.model_id,
+        version=row.version,
+        document=row.document,
+        published_at=row.published_at,
+        published_by=row.published_by,
+    )
+
+
 def _current_row(row: VersionRow) -> CurrentModel:
     # Stored documents were valid when published; an engine upgrade that rejects one would stop
     # every publish, so the failure surfaces loudly (500) rather than being skipped.
@@ -226,16 +245,16 @@ class ModelService:
     async def preview_draft(self, model_id: str, limit: int | None = None) -> PreviewReport:
         draft = await self.get_draft(model_id)
         async with self._db.connect() as conn:
-            row = await self._store.get_model(conn, model_id)
             current = await self._current(conn)
-        plan = self._plan(current, draft.document, latest=row.latest_version if row else 0)
-        candidate = published_models(after_publish(current, plan))
+            reserved = await self._store.reserved_versions(conn)
+        plan = plan_publish(current, draft.document, lambda m: reserved.get(m, 0) + 1)
+        candidate = published_models(after_publish(self._repository.values(), current, plan))
         now = self._clock.now()
         tally = PreviewTally(limit=limit or self._preview_limit)
         models = published_models(current)
         async for chunk in self._states.states(PREVIEW_CHUNK):
             # CPU-bound scoring off the event loop, so other requests keep being answered.
-            await asyncio.to_thread(preview_chunk, chunk, models, candidate, model_id, now, tally)
+            await asyncio.to_thread(preview_chunk, chunk, models, candidate, now, tally)
         return PreviewReport(
             model_id,
             plan[0].version,
@@ -245,87 +264,86 @@ class ModelService:
         )
 
     async def publish_draft(self, model_id: str, by: str | None) -> list[VersionInfo]:
-        async with self._db.begin() as conn:
-            await self._store.lock_for_publish(conn)
-            row = await self._store.get_model(conn, model_id, for_update=True)
+        async def plan(conn: AsyncConnection, next_version: NextVersion) -> Planned:
+            row = await self._store.get_model(conn, model_id)
             if row is None or row.draft is None:
                 raise NotFoundError(f"model {model_id!r} has no draft to publish")
             current = await self._current(conn)
-            plan = self._plan(current, row.draft, latest=row.latest_version)
-            published = await self._publish(conn, plan, by)
-            await self._store.replace_draft(conn, model_id, None, by, published[0].published_at)
-        self._metrics.models_published.inc(len(published))
-        return [_version_info(v) for v in published]
+            return plan_publish(current, row.draft, next_version), row.draft_updated_at
+
+        return await self._publish(plan, by, clear_draft_of=model_id)
 
     async def rollback(self, model_id: str, version: int, by: str | None) -> list[VersionInfo]:
-        async with self._db.begin() as conn:
-            await self._store.lock_for_publish(conn)
-            row = await self._store.get_model(conn, model_id, for_update=True)
+        async def plan(conn: AsyncConnection, next_version: NextVersion) -> Planned:
             document = await self._document(conn, model_id, version)
             current = await self._current(conn)
-            latest = row.latest_version if row is not None else 0
             if model_id in current and current[model_id].version == version:
                 raise ConflictError(f"version {version} of {model_id!r} is the current version")
-            plan = self._plan(
-                current, document, latest=latest, origin="rollback", rolled_back_from=version
+            planned = plan_publish(
+                current, document, next_version, origin="rollback", rolled_back_from=version
             )
-            published = await self._publish(conn, plan, by)
-        self._metrics.models_published.inc(len(published))
-        return [_version_info(v) for v in published]
+            return planned, None
 
-    def _plan(
-        self,
-        current: dict[str, CurrentModel],
-        document: dict[str, Any],
-        *,
-        latest: int,
-        origin: Literal["publish", "rollback"] = "publish",
-        rolled_back_from: int | None = None,
-    ) -> tuple[PlannedVersion, ...]:
-        try:
-            return plan_publish(
-                current,
-                document,
-                origin=origin,
-                rolled_back_from=rolled_back_from,
-                latest_version=latest,
-            )
-        except PublishConflictError as exc:
-            raise ConflictError(str(exc)) from None
+        return await self._publish(plan, by)
 
     async def _publish(
-        self, conn: AsyncConnection, plan: Sequence[PlannedVersion], by: str | None
-    ) -> list[VersionRow]:
-        now = self._clock.now()
-        rows = [
-            VersionRow(
-                p.model_id,
-                p.version,
-                p.model.name,
-                bool(p.model.default),
-                p.document,
-                p.origin,
-                p.rolled_back_from,
-                now,
-                by,
-            )
-            for p in plan
-        ]
-        await self._store.insert_versions(conn, rows)
-        # Last step before commit: a Kafka failure raises and rolls every row above back.
-        await self._publisher.publish(
-            [
-                ModelPublished(
-                    model_id=r.model_id,
-                    version=r.version,
-                    document=r.document,
-                    published_at=r.published_at,
-                    published_by=r.published_by,
-                )
-                for r in rows
-            ]
-        )
-        return rows
+        self,
+        plan: Callable[[AsyncConnection, NextVersion], Awaitable[Planned]],
+        by: str | None,
+        *,
+        clear_draft_of: str | None = None,
+    ) -> list[VersionInfo]:
+        """Plan, reserve the version numbers (committed), then insert the versions, announce
+        them on Kafka and commit; all under the publish lock. A Kafka failure rolls the second
+        transaction back and leaves only the burnt numbers behind."""
+        async with self._db.connect() as conn:
+            await self._store.lock_for_publish(conn)
+            await conn.commit()
+            try:
+                reserved = await self._store.reserved_versions(conn)
+                planned, draft_stamp = await plan(conn, lambda m: reserved.get(m, 0) + 1)
+                await self._store.reserve_versions(conn, {p.model_id: p.version for p in planned})
+                await conn.commit()
+
+                now = self._clock.now()
+                rows = [
+                    VersionRow(
+                        p.model_id,
+                        p.version,
+                        p.model.name,
+                        bool(p.model.default),
+                        p.document,
+                        p.origin,
+                        p.rolled_back_from,
+                        now,
+                        by,
+                    )
+                    for p in planned
+                ]
+                await self._store.insert_versions(conn, rows)
+                if clear_draft_of is not None:
+                    # An edit saved while publishing stays as the next draft.
+                    await self._store.replace_draft(
+                        conn, clear_draft_of, None, by, now, if_updated_at=draft_stamp
+                    )
+                # Last step before commit: a Kafka failure raises and rolls the rows back.
+                await self._publisher.publish([_announcement(r) for r in rows])
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+            finally:
+                await self._release(conn)
+        self._metrics.models_published.inc(len(rows))
+        return [_version_info(v) for v in rows]
+
+    async def _release(self, conn: AsyncConnection) -> None:
+        try:
+            await self._store.unlock_publish(conn)
+            await conn.commit()
+        except Exception:
+            # A broken connection took its session lock with it; never return it to the pool.
+            await conn.invalidate()
 
     # --- reads -------------------------------------------------------------------------------
 

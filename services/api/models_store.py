@@ -29,6 +29,7 @@ class ModelRow:
     draft_updated_at: dt.datetime | None
     draft_updated_by: str | None
     latest_version: int
+    reserved_version: int
     created_at: dt.datetime
 
 
@@ -53,6 +54,7 @@ def _model(row: sa.Row[Any]) -> ModelRow:
         m["draft_updated_at"],
         m["draft_updated_by"],
         m["latest_version"],
+        m["reserved_version"],
         m["created_at"],
     )
 
@@ -74,8 +76,31 @@ def _version(row: sa.Row[Any]) -> VersionRow:
 
 class PostgresModelStore:
     async def lock_for_publish(self, conn: AsyncConnection) -> None:
-        """Serialise publishes until the transaction ends (version numbers, the default rule)."""
-        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PUBLISH_LOCK_KEY)))
+        """Serialise publishes (version numbers, the default rule) until
+        :meth:`unlock_publish`, across transactions on this connection; a connection that dies
+        releases it."""
+        await conn.execute(sa.select(sa.func.pg_advisory_lock(PUBLISH_LOCK_KEY)))
+
+    async def unlock_publish(self, conn: AsyncConnection) -> None:
+        await conn.execute(sa.select(sa.func.pg_advisory_unlock(PUBLISH_LOCK_KEY)))
+
+    async def reserved_versions(self, conn: AsyncConnection) -> dict[str, int]:
+        """The highest version number handed out so far, by model id."""
+        c = health_models.c
+        rows = await conn.execute(sa.select(c.model_id, c.reserved_version, c.latest_version))
+        return {r.model_id: max(r.reserved_version, r.latest_version) for r in rows}
+
+    async def reserve_versions(self, conn: AsyncConnection, versions: dict[str, int]) -> None:
+        """Record ``versions`` as handed out (commit before announcing them)."""
+        for model_id, version in versions.items():
+            await conn.execute(
+                insert(health_models)
+                .values(model_id=model_id, reserved_version=version)
+                .on_conflict_do_update(
+                    index_elements=[health_models.c.model_id],
+                    set_={"reserved_version": version},
+                )
+            )
 
     async def get_model(
         self, conn: AsyncConnection, model_id: str, *, for_update: bool = False
@@ -119,11 +144,17 @@ class PostgresModelStore:
         document: dict[str, Any] | None,
         by: str | None,
         now: dt.datetime,
+        *,
+        if_updated_at: dt.datetime | None = None,
     ) -> bool:
-        """Replace (or, with ``None``, discard) an existing draft; False when there is none."""
+        """Replace (or, with ``None``, discard) an existing draft; False when there is none (or,
+        with ``if_updated_at``, when the draft was saved again since)."""
+        condition = [health_models.c.model_id == model_id, health_models.c.draft.is_not(None)]
+        if if_updated_at is not None:
+            condition.append(health_models.c.draft_updated_at == if_updated_at)
         statement = (
             health_models.update()
-            .where(health_models.c.model_id == model_id, health_models.c.draft.is_not(None))
+            .where(*condition)
             # sa.null(): a plain None would be stored as the JSON value null, not SQL NULL.
             .values(
                 draft=document if document is not None else sa.null(),

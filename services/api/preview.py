@@ -1,8 +1,9 @@
 """What publishing a draft would do to the accounts, computed with the scoring engine.
 
 For every stored account state, the model that applies today and the one that would apply once
-the draft is published are chosen with ``engine.select_model``; the accounts where either is the
-draft's model are scored with both at the same ``as_of`` (``engine.score``), so the comparison
+the draft is published are chosen with ``engine.select_model``; the accounts where they differ
+(the draft's model, a demoted default, or the repository's models giving way to the first
+published one) are scored with both at the same ``as_of`` (``engine.score``), so the comparison
 shows the model change alone, not what time did since the stored score. Pure: the caller feeds
 states in chunks and keeps the clock.
 """
@@ -87,7 +88,6 @@ def preview_chunk(
     states: Iterable[tuple[str, bytes]],
     current: Sequence[PublishedModel],
     candidate: Sequence[PublishedModel],
-    model_id: str,
     as_of: dt.datetime,
     tally: PreviewTally,
 ) -> None:
@@ -101,8 +101,8 @@ def preview_chunk(
             continue
         old_model = select_model(current, state.profile)
         new_model = select_model(candidate, state.profile)
-        if old_model.model_id != model_id and new_model.model_id != model_id:
-            continue
+        if (old_model.model_id, old_model.version) == (new_model.model_id, new_model.version):
+            continue  # same model and version before and after: nothing to compare
         old = score(state, old_model, as_of)
         new = score(state, new_model, as_of)
         tally.add(

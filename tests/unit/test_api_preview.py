@@ -3,7 +3,6 @@ with the real engine."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from typing import Any
 
@@ -23,7 +22,6 @@ from healthscore.engine import (
 from schemas.events import event_from_obj
 from services.api.catalog import (
     CurrentModel,
-    PublishConflictError,
     after_publish,
     current_models,
     plan_publish,
@@ -101,13 +99,17 @@ def current_of(*documents: tuple[dict[str, Any], int]) -> dict[str, CurrentModel
     return current_models([], latest)
 
 
+def next_version(current: dict[str, CurrentModel]) -> Any:
+    return lambda model_id: current[model_id].version + 1 if model_id in current else 1
+
+
 def run_preview(
     states: list[tuple[str, bytes]], current: dict[str, CurrentModel], draft: dict[str, Any]
 ) -> PreviewTally:
-    plan = plan_publish(current, draft)
-    candidate = published_models(after_publish(current, plan))
+    plan = plan_publish(current, draft, next_version(current))
+    candidate = published_models(after_publish(default_models(), current, plan))
     tally = PreviewTally(limit=10)
-    preview_chunk(states, published_models(current), candidate, draft["id"], AS_OF, tally)
+    preview_chunk(states, published_models(current), candidate, AS_OF, tally)
     return tally
 
 
@@ -136,9 +138,9 @@ def test_preview_matches_the_engine_account_by_account() -> None:
     states = [account(f"acc{i}", i * 3, "smb" if i % 2 else "enterprise") for i in range(10)]
 
     tally = PreviewTally(limit=100)
-    plan = plan_publish(current, draft)
-    candidate = published_models(after_publish(current, plan))
-    preview_chunk(states, published_models(current), candidate, "smb", AS_OF, tally)
+    plan = plan_publish(current, draft, next_version(current))
+    candidate = published_models(after_publish(default_models(), current, plan))
+    preview_chunk(states, published_models(current), candidate, AS_OF, tally)
 
     expected: dict[str, tuple[str, str]] = {}
     for account_id, blob in states:
@@ -190,12 +192,11 @@ def test_listing_keeps_the_largest_moves_but_counts_all() -> None:
     draft = logins_model("base", good=1000, default=True)  # every green account drops
     states = [account(f"a{i:02d}", 10 + i) for i in range(30)]
     tally = PreviewTally(limit=5)
-    plan = plan_publish(current, draft)
+    plan = plan_publish(current, draft, next_version(current))
     preview_chunk(
         states,
         published_models(current),
-        published_models(after_publish(current, plan)),
-        "base",
+        published_models(after_publish(default_models(), current, plan)),
         AS_OF,
         tally,
     )
@@ -208,62 +209,74 @@ def test_listing_keeps_the_largest_moves_but_counts_all() -> None:
 # --- publish planning -------------------------------------------------------------------------
 
 
-def test_repository_models_are_current_until_replaced() -> None:
-    repo = default_models()
-    published = logins_model(repo[0].model_id, good=10, default=False)
-    current = current_models(
-        repo,
-        [
-            CurrentModel(
-                PublishedModel(published["id"], 3, parse_model(published)), published, "published"
-            )
-        ],
+def published(document: dict[str, Any], version: int) -> CurrentModel:
+    return CurrentModel(
+        PublishedModel(document["id"], version, parse_model(document)), document, "published"
     )
-    assert set(current) == {m.model_id for m in repo}
-    assert current[repo[0].model_id].version == 3
-    assert current[repo[0].model_id].source == "published"
-    assert all(current[m.model_id].source == "repository" for m in repo[1:])
+
+
+def test_repository_models_are_in_force_until_the_first_publish() -> None:
+    repo = default_models()
+    assert set(current_models(repo, [])) == {m.model_id for m in repo}
+    [builtin_default] = [m.model_id for m in repo if m.model.default]
+
+    # Once anything is published, the published models are in force, plus the repository's
+    # default model as the fallback while no published model is the default (the scorer's rule).
+    smb = published(logins_model("smb", good=10, default=False), 3)
+    current = current_models(repo, [smb])
+    assert set(current) == {"smb", builtin_default}
+    assert current["smb"].version == 3
+    assert current[builtin_default].source == "repository"
+
+    mine = published(logins_model("mine", good=10, default=True), 1)
+    assert set(current_models(repo, [smb, mine])) == {"smb", "mine"}
 
 
 def test_publishing_a_non_default_model_publishes_one_version() -> None:
     current = current_models(default_models(), [])
-    plan = plan_publish(current, logins_model("smb", good=10, default=False))
+    plan = plan_publish(current, logins_model("smb", good=10, default=False), next_version(current))
     assert [(p.model_id, p.version, p.origin) for p in plan] == [("smb", 1, "publish")]
 
 
-def test_a_new_default_demotes_the_previous_one() -> None:
-    current = current_models(default_models(), [])
-    [previous] = [m for m in current.values() if m.is_default]
-    plan = plan_publish(current, logins_model("mine", good=10, default=True))
+def test_a_new_default_demotes_the_previous_published_default() -> None:
+    base = logins_model("base", good=10, default=True)
+    current = current_models(default_models(), [published(base, 4)])
+    plan = plan_publish(current, logins_model("mine", good=10, default=True), next_version(current))
     assert [(p.model_id, p.version, p.origin) for p in plan] == [
         ("mine", 1, "publish"),
-        (previous.model_id, 1, "default_transfer"),
+        ("base", 5, "default_transfer"),
     ]
-    demoted = plan[1].document
-    assert demoted["default"] is False
-    assert {k: v for k, v in demoted.items() if k != "default"} == {
-        k: v for k, v in previous.document.items() if k != "default"
-    }
-    after = after_publish(current, plan)
+    assert plan[1].document == {**base, "default": False}
+    after = after_publish(default_models(), current, plan)
     assert [m.model_id for m in after.values() if m.is_default] == ["mine"]
 
 
-def test_removing_the_only_default_is_refused() -> None:
-    base = logins_model("base", good=10, default=True)
-    current = current_of((base, 4))
-    with pytest.raises(PublishConflictError, match="default"):
-        plan_publish(current, {**copy.deepcopy(base), "default": False})
+def test_the_first_published_default_replaces_the_repository_default_without_demoting_it() -> None:
+    current = current_models(default_models(), [])
+    plan = plan_publish(current, logins_model("mine", good=10, default=True), next_version(current))
+    assert [(p.model_id, p.origin) for p in plan] == [("mine", "publish")]
+    assert list(after_publish(default_models(), current, plan)) == ["mine"]
 
 
-def test_versions_follow_the_latest_published_number() -> None:
+def test_without_a_published_default_the_repository_default_serves() -> None:
     base = logins_model("base", good=10, default=True)
-    current = current_of((base, 4))
-    plan = plan_publish(current, base, origin="rollback", rolled_back_from=2, latest_version=7)
+    current = current_models(default_models(), [published(base, 4)])
+    plan = plan_publish(current, {**base, "default": False}, next_version(current))
+    after = after_publish(default_models(), current, plan)
+    defaults = [m for m in after.values() if m.is_default]
+    assert [(m.source, m.version) for m in defaults] == [("repository", 0)]
+
+
+def test_versions_come_from_the_numbering_function() -> None:
+    base = logins_model("base", good=10, default=True)
+    current = current_models([], [published(base, 4)])
+    plan = plan_publish(current, base, lambda model_id: 8, origin="rollback", rolled_back_from=2)
     assert [(p.version, p.origin, p.rolled_back_from) for p in plan] == [(8, "rollback", 2)]
 
 
 def test_an_invalid_document_is_not_planned() -> None:
     bad = logins_model("base", good=1, default=True)  # good below average: contradicts direction
+    current = current_models(default_models(), [])
     with pytest.raises(ModelInvalid) as info:
-        plan_publish(current_models(default_models(), []), bad)
+        plan_publish(current, bad, next_version(current))
     assert any(e.path == "categories[0].indicators[0].good" for e in info.value.errors)

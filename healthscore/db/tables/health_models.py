@@ -3,6 +3,11 @@
 ``health_models``: one row per model id. It holds the model's current draft (``draft``, any
 mapping the author saved: a draft may be invalid while it is being written) and the number of
 its latest published version (``latest_version``, 0 while nothing is published).
+``reserved_version`` is the highest version number ever handed out for the model: a publish
+reserves its numbers in a committed transaction before it talks to Kafka, so an attempt that
+fails burns its numbers and a retry always announces a higher version than any record the
+failed attempt may still have left on ``health.models`` (scorers ignore versions they have seen
+or passed). Published version numbers can therefore skip.
 
 ``health_model_versions``: the immutable published versions. A row is never updated or deleted;
 a rollback publishes an earlier version's document again as a new version and records
@@ -11,8 +16,8 @@ a rollback publishes an earlier version's document again as a new version and re
 this model again with ``default: false``, so exactly one published model is the default).
 ``name`` and ``is_default`` repeat the document's fields for listing.
 
-Publishing happens in one transaction that holds ``PUBLISH_LOCK_KEY`` (a transaction-level
-advisory lock), so version numbers and the single-default rule never race.
+Publishing holds ``PUBLISH_LOCK_KEY`` (a session-level advisory lock) from planning to commit,
+so version numbers and the single-default rule never race.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 
 from healthscore.db.base import metadata
 
-# pg_advisory_xact_lock key serialising every publish and rollback ("hsmodels" in ASCII).
+# pg_advisory_lock key serialising every publish and rollback ("hsmodels" in ASCII).
 PUBLISH_LOCK_KEY = 0x68736D6F64656C73
 
 VERSION_ORIGINS = ("publish", "rollback", "default_transfer")
@@ -35,6 +40,7 @@ health_models = sa.Table(
     sa.Column("draft_updated_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("draft_updated_by", sa.String(128), nullable=True),
     sa.Column("latest_version", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("reserved_version", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
     ),

@@ -290,38 +290,48 @@ async def test_scopes(api: Api, ingest_only_token: str) -> None:
 async def test_a_new_default_demotes_the_previous_one_in_one_batch(
     api: Api, kafka_bootstrap: str, topics: Topics
 ) -> None:
-    mine = smb_model(id="mine", name="Mine", default=True, applies_to={})
-    assert (
-        await api.client.post("/v1/models", content=orjson.dumps(mine), headers=JSON)
-    ).status_code == 201
-    preview = (await api.client.post("/v1/models/mine/draft/preview", headers=ADMIN)).json()
-    assert preview["also_publishes"] == [
-        {"model_id": "adoption", "version": 1, "origin": "default_transfer"}
-    ]
-    published = await api.client.post("/v1/models/mine/draft/publish", headers=ADMIN)
-    assert [
-        (v["model_id"], v["version"], v["default"], v["origin"])
-        for v in published.json()["published"]
-    ] == [
-        ("mine", 1, True, "publish"),
-        ("adoption", 1, False, "default_transfer"),
-    ]
-    records = await consume(kafka_bootstrap, topics.models, until=at_least(2), timeout=20)
-    assert [(r.key, r.offset) for r in records] == [(b"mine", 0), (b"adoption", 1)]
-    demoted = ModelPublished.model_validate_json(records[1].value)
-    assert demoted.document["default"] is False
-    models = (await api.client.get("/v1/models", headers=ADMIN)).json()["models"]
-    assert [m["model_id"] for m in models if m["default"]] == ["mine"]
+    async def publish(document: dict[str, Any]) -> list[tuple[str, int, bool, str]]:
+        draft = await api.client.post("/v1/models", content=orjson.dumps(document), headers=JSON)
+        assert draft.status_code == 201, draft.text
+        answer = await api.client.post(f"/v1/models/{document['id']}/draft/publish", headers=ADMIN)
+        assert answer.status_code == 201, answer.text
+        return [
+            (v["model_id"], v["version"], v["default"], v["origin"])
+            for v in answer.json()["published"]
+        ]
 
-    # Taking the default flag off the only default is refused: no model would be the default.
+    async def defaults_in_force() -> list[tuple[str, str]]:
+        models = (await api.client.get("/v1/models", headers=ADMIN)).json()["models"]
+        return [(m["model_id"], m["source"]) for m in models if m["default"]]
+
+    # The first published default takes over from the repository's default without a demotion.
+    mine = smb_model(id="mine", name="Mine", default=True, applies_to={})
+    assert await publish(mine) == [("mine", 1, True, "publish")]
+    assert await defaults_in_force() == [("mine", "published")]
+
+    # A second default demotes the first, both versions in one record batch.
+    yours = smb_model(id="yours", name="Yours", default=True, applies_to={})
     assert (
-        await api.client.post(
-            "/v1/models", content=orjson.dumps({**mine, "default": False}), headers=JSON
-        )
+        await api.client.post("/v1/models", content=orjson.dumps(yours), headers=JSON)
     ).status_code == 201
-    refused = await api.client.post("/v1/models/mine/draft/publish", headers=ADMIN)
-    assert refused.status_code == 409
-    assert "default" in refused.json()["detail"]
+    preview = (await api.client.post("/v1/models/yours/draft/preview", headers=ADMIN)).json()
+    assert preview["also_publishes"] == [
+        {"model_id": "mine", "version": 2, "origin": "default_transfer"}
+    ]
+    assert (await api.client.delete("/v1/models/yours/draft", headers=ADMIN)).status_code == 204
+    assert await publish(yours) == [
+        ("yours", 1, True, "publish"),
+        ("mine", 2, False, "default_transfer"),
+    ]
+    records = await consume(kafka_bootstrap, topics.models, until=at_least(3), timeout=20)
+    assert [(r.key, r.offset) for r in records] == [(b"mine", 0), (b"yours", 1), (b"mine", 2)]
+    demoted = ModelPublished.model_validate_json(records[2].value)
+    assert demoted.document == {**mine, "default": False}
+    assert await defaults_in_force() == [("yours", "published")]
+
+    # With no published default left, the repository's default model serves again.
+    assert await publish({**yours, "default": False}) == [("yours", 2, False, "publish")]
+    assert await defaults_in_force() == [("adoption", "repository")]
 
 
 async def test_kafka_failure_publishes_nothing_and_a_retry_succeeds(
@@ -351,11 +361,12 @@ async def test_kafka_failure_publishes_nothing_and_a_retry_succeeds(
     detail = (await api.client.get("/v1/models/smb", headers=ADMIN)).json()
     assert (detail["source"], detail["has_draft"], detail["versions"]) == ("draft", True, [])
 
+    # The failed attempt burnt version 1 (a late record of it would be superseded).
     retried = await api.client.post("/v1/models/smb/draft/publish", headers=ADMIN)
     assert retried.status_code == 201
-    assert retried.json()["published"][0]["version"] == 1
+    assert retried.json()["published"][0]["version"] == 2
     [record] = await models_on_topic(kafka_bootstrap, topics, 1)
-    assert (record.model_id, record.version) == ("smb", 1)
+    assert (record.model_id, record.version) == ("smb", 2)
     assert (await api.client.get("/readyz")).json() == {
         "status": "ok",
         "checks": {"postgres": "ok", "kafka": "ok"},
