@@ -40,6 +40,10 @@ class NumericField:
     sum_column: int
     count_column: int
     scale: int
+    per_event: int = 0  # stored as the excess over this many scaled units per event
+
+    def total(self, column_sum: int, count: int) -> float:
+        return (column_sum + count * self.per_event) / self.scale
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ LAYOUTS: Final[dict[TrackedEvent, EventLayout]] = {
         dims=("metric", "feature"),
         enum_values={},
         columns=2,
-        numeric={"quantity": NumericField(1, 0, QUANTITY_SCALE)},
+        numeric={"quantity": NumericField(1, 0, QUANTITY_SCALE, per_event=QUANTITY_SCALE)},
         sentiment=None,
         distinct_user=True,
         max_keys=256,

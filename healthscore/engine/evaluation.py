@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Final
+from operator import itemgetter
+from typing import Any, Final
 
 from healthscore.engine.catalogue import (
     LAYOUTS,
+    NONE,
     OPEN_TICKET_STATUSES,
     OVERDUE_INVOICE_STATUSES,
     SENTIMENT_SCALE,
     TEXT_EVENTS,
+    NumericField,
     TrackedEvent,
 )
 from healthscore.engine.metrics import (
@@ -36,7 +39,14 @@ from healthscore.engine.metrics import (
     SentimentMetric,
     SumMetric,
 )
-from healthscore.engine.state import DAY_US, AccountState, to_micros
+from healthscore.engine.state import (
+    ANY_USAGE,
+    DAY_US,
+    KEY_SEP,
+    AccountState,
+    day_key,
+    to_micros,
+)
 
 # A compiled filter: (dimension position, allowed values) pairs; empty matches every key.
 Filter = tuple[tuple[int, frozenset[str]], ...]
@@ -45,7 +55,7 @@ Filter = tuple[tuple[int, frozenset[str]], ...]
 class Context:
     """One evaluation: the state, the moment scored, and the per-call memo."""
 
-    __slots__ = ("as_of", "as_of_us", "day", "memo", "state")
+    __slots__ = ("as_of", "as_of_us", "day", "dims", "memo", "state")
 
     def __init__(self, state: AccountState, as_of: dt.datetime) -> None:
         if as_of.tzinfo is None or as_of.utcoffset() is None:
@@ -54,7 +64,29 @@ class Context:
         self.as_of = as_of
         self.as_of_us = to_micros(as_of)
         self.day = self.as_of_us // DAY_US
-        self.memo: dict[tuple[object, ...], list[int]] = {}
+        self.memo: dict[tuple[object, ...], Any] = {}
+        self.dims: dict[str, list[str]] = {}
+
+    def matches(self, key: str, flt: Filter) -> bool:
+        dims = self.dims.get(key)
+        if dims is None:
+            dims = self.dims[key] = key.split(KEY_SEP)
+        return all(dims[pos] in allowed for pos, allowed in flt)
+
+    def span_keys(self, start: int, end: int) -> list[str]:
+        memo_key = ("span", start, end)
+        found: list[str] | None = self.memo.get(memo_key)
+        if found is None:
+            found = self.memo[memo_key] = [day_key(d) for d in range(start, end + 1)]
+        return found
+
+    def user_masks(self, key: str) -> dict[str, int]:
+        memo_key = ("users", key)
+        found: dict[str, int] | None = self.memo.get(memo_key)
+        if found is None:
+            raw = self.state.users.get(key, {})
+            found = self.memo[memo_key] = {u: int(h, 16) for u, h in raw.items()}
+        return found
 
 
 Evaluator = Callable[[Context, int], float | None]
@@ -65,19 +97,16 @@ def compile_metric(metric: Metric) -> Evaluator:
     """A function giving the metric's value at (context, end day); None when there is no data."""
     match metric:
         case CountMetric():
-            return _windowed(
-                metric.event, _filter(metric.event, metric.where), metric.window, 0, None, 1
-            )
+            flt = _filter(metric.event, metric.where)
+            return _windowed(metric.event, flt, metric.window, None, count_only=True)
         case SumMetric():
             num = LAYOUTS[metric.event].numeric[metric.field]
             flt = _filter(metric.event, metric.where)
-            return _windowed(metric.event, flt, metric.window, num.sum_column, None, num.scale)
+            return _windowed(metric.event, flt, metric.window, num, count_only=False)
         case AvgMetric():
             num = LAYOUTS[metric.event].numeric[metric.field]
             flt = _filter(metric.event, metric.where)
-            return _windowed(
-                metric.event, flt, metric.window, num.sum_column, num.count_column, num.scale
-            )
+            return _windowed(metric.event, flt, metric.window, num, count_only=False, mean=True)
         case DistinctMetric():
             return _distinct(metric)
         case SentimentMetric():
@@ -116,50 +145,65 @@ def _filter(event: str, where: dict[str, tuple[str, ...]]) -> Filter:
     return tuple((dims.index(name), frozenset(values)) for name, values in sorted(where.items()))
 
 
-def _matches(dims: tuple[str, ...], flt: Filter) -> bool:
-    return all(dims[pos] in allowed for pos, allowed in flt)
-
-
-def aggregate(ctx: Context, event: str, flt: Filter, start: int, end: int) -> list[int]:
-    """Column sums over the keys matching ``flt`` and the days ``start..end`` (inclusive)."""
-    memo_key = (event, flt, start, end)
-    cached = ctx.memo.get(memo_key)
+def aggregate(
+    ctx: Context, event: str, flt: Filter, start: int, end: int, columns: tuple[int, ...]
+) -> list[int]:
+    """Sums of ``columns`` over the keys matching ``flt`` and the days ``start..end``."""
+    memo_key = (event, flt, start, end, columns)
+    cached: list[int] | None = ctx.memo.get(memo_key)
     if cached is not None:
         return cached
-    width = LAYOUTS[event].columns  # type: ignore[index]
-    total = [0] * width
+    totals = [0] * len(columns)
+    first, last = day_key(start), day_key(end)
     span = end - start + 1
-    for dims, days in ctx.state.series[event].items():
-        if flt and not _matches(dims, flt):
+    getters = [itemgetter(c) for c in columns]
+    for key, days in ctx.state.series[event].items():
+        if flt and not ctx.matches(key, flt):
             continue
         if len(days) <= span:
-            for d, vec in days.items():
-                if start <= d <= end:
-                    for i in range(width):
-                        total[i] += vec[i]
+            vecs = [v for d, v in days.items() if first <= d <= last]
         else:
-            for d in range(start, end + 1):
-                found = days.get(d)
-                if found is not None:
-                    for i in range(width):
-                        total[i] += found[i]
-    ctx.memo[memo_key] = total
-    return total
+            vecs = [v for d in ctx.span_keys(start, end) if (v := days.get(d)) is not None]
+        if vecs:
+            for j, get in enumerate(getters):
+                totals[j] += sum(map(get, vecs))
+    ctx.memo[memo_key] = totals
+    return totals
 
 
 def _windowed(
-    event: TrackedEvent, flt: Filter, window: int, column: int, count_column: int | None, scale: int
+    event: TrackedEvent,
+    flt: Filter,
+    window: int,
+    numeric: NumericField | None,
+    *,
+    count_only: bool,
+    mean: bool = False,
 ) -> Evaluator:
+    if count_only or numeric is None:
+        columns: tuple[int, ...] = (0,)
+    else:
+        columns = (numeric.sum_column, numeric.count_column)
+
     def evaluate(ctx: Context, end: int) -> float | None:
         if event not in ctx.state.type_seen:
             return _NO_VALUE  # no event of this type ever: the source is not connected
-        total = aggregate(ctx, event, flt, end - window + 1, end)
-        if count_column is None:
-            return total[column] / scale
-        count = total[count_column]
-        return total[column] / count / scale if count else _NO_VALUE
+        totals = aggregate(ctx, event, flt, end - window + 1, end, columns)
+        if numeric is None:
+            return float(totals[0])
+        column_sum, count = totals
+        if mean:
+            return numeric.total(column_sum, count) / count if count else _NO_VALUE
+        return numeric.total(column_sum, count)
 
     return evaluate
+
+
+def _user_keys(flt: Filter) -> list[str]:
+    """The users keys whose union answers a filter (only ``metric`` filters are allowed)."""
+    if not flt:
+        return [ANY_USAGE]
+    return [m + KEY_SEP + ANY_USAGE for m in sorted(flt[0][1])]
 
 
 def _distinct(metric: DistinctMetric) -> Evaluator:
@@ -176,14 +220,16 @@ def _distinct(metric: DistinctMetric) -> Evaluator:
             if base is None:
                 return 0.0
             lo, hi = max(end - window + 1 - base, 0), end - base
-            if hi < 0:
+            if hi < lo:
                 return 0.0
             wmask = ((1 << (hi - lo + 1)) - 1) << lo
+            keys = _user_keys(flt)
+            if len(keys) == 1:
+                masks = ctx.user_masks(keys[0])
+                return float(sum(1 for m in masks.values() if m & wmask))
             seen: set[str] = set()
-            for dims, masks in state.users.items():
-                if flt and not _matches(dims, flt):
-                    continue
-                seen.update(u for u, m in masks.items() if m & wmask)
+            for key in keys:
+                seen.update(u for u, m in ctx.user_masks(key).items() if m & wmask)
             return float(len(seen))
 
         return users
@@ -193,13 +239,16 @@ def _distinct(metric: DistinctMetric) -> Evaluator:
         state = ctx.state
         if event not in state.type_seen:
             return _NO_VALUE
-        start = end - window + 1
+        first, last = day_key(end - window + 1), day_key(end)
         found: set[str] = set()
-        for dims, days in state.series[event].items():
-            if dims[pos] in found or not dims[pos] or (flt and not _matches(dims, flt)):
+        for key, days in state.series[event].items():
+            if flt and not ctx.matches(key, flt):
                 continue
-            if any(start <= d <= end for d in days):
-                found.add(dims[pos])
+            value = ctx.dims[key][pos] if key in ctx.dims else key.split(KEY_SEP)[pos]
+            if value == NONE or value in found:
+                continue
+            if any(first <= d <= last for d in days):
+                found.add(value)
         return float(len(found))
 
     return values
@@ -207,17 +256,21 @@ def _distinct(metric: DistinctMetric) -> Evaluator:
 
 def _sentiment(metric: SentimentMetric) -> Evaluator:
     events: tuple[TrackedEvent, ...] = (metric.event,) if metric.event else TEXT_EVENTS
-    parts = [(e, _filter(e, metric.where), LAYOUTS[e].sentiment) for e in events]
+    parts = []
+    for e in events:
+        cols = LAYOUTS[e].sentiment
+        assert cols is not None
+        parts.append((e, _filter(e, metric.where), cols))
     window = metric.window
 
     def evaluate(ctx: Context, end: int) -> float | None:
         total = count = 0
         for event, flt, cols in parts:
-            if cols is None or event not in ctx.state.type_seen:
+            if event not in ctx.state.type_seen:
                 continue
-            agg = aggregate(ctx, event, flt, end - window + 1, end)
-            total += agg[cols[0]]
-            count += agg[cols[1]]
+            part_sum, part_count = aggregate(ctx, event, flt, end - window + 1, end, cols)
+            total += part_sum
+            count += part_count
         return total / count / SENTIMENT_SCALE if count else _NO_VALUE
 
     return evaluate
@@ -231,8 +284,8 @@ def _latest(metric: LatestMetric) -> Evaluator:
     def evaluate(ctx: Context, end: int) -> float | None:
         best: tuple[int, int] | None = None
         value: float | None = None
-        for dims, entry in ctx.state.latest[event].items():
-            if entry[at] < 0 or (flt and not _matches(dims, flt)):
+        for key, entry in ctx.state.latest[event].items():
+            if entry[at] < 0 or (flt and not ctx.matches(key, flt)):
                 continue
             stamp = (entry[at], entry[at + 1])
             if best is None or stamp > best:
@@ -250,8 +303,8 @@ def _days_since(metric: DaysSinceMetric) -> Evaluator:
 
     def evaluate(ctx: Context, end: int) -> float | None:
         newest: int | None = None
-        for dims, entry in ctx.state.latest[event].items():
-            if flt and not _matches(dims, flt):
+        for key, entry in ctx.state.latest[event].items():
+            if flt and not ctx.matches(key, flt):
                 continue
             if newest is None or entry[0] > newest:
                 newest = entry[0]

@@ -2,24 +2,32 @@
 
 What it keeps (bounds in :mod:`healthscore.engine.catalogue`; docs/health-models.md, "State"):
 
-- **daily buckets**: per event type, per dimension key (e.g. usage ``(metric, feature)``), per
-  UTC day of event time, a vector of integer columns (count, sums of numeric fields, sentiment);
-- **distinct users**: per usage key, per user id, a bit mask of the days the user was active;
+- **daily buckets**: per event type, per dimension key (e.g. usage ``login|`` for metric
+  ``login`` without a feature), per UTC day of event time, a vector of integer columns (count,
+  sums of numeric fields, sentiment);
+- **distinct users**: for any usage (``*``) and per usage metric (``<metric>|*``), per user id,
+  a bit mask of the days the user was active (hex; bit 0 = the oldest retained day);
 - **latest**: per dimension key, the event-time stamp and numeric values of its newest event;
-- **tickets** and **invoices** by id, last write wins by ``(occurred_at, event id)``;
-- **profile** fields, last write wins by ``(occurred_at, event id)`` per field;
+- **tickets** and **invoices** by id, last write wins by ``(occurred_at, tie)``;
+- **profile** fields, last write wins by ``(occurred_at, tie)`` per field;
 - **seen event ids** (64-bit hashes) of the most recently accepted events, for de-duplication.
 
+``tie`` is a 32-bit hash of the event id: a deterministic tie-break between events with the same
+``occurred_at``, so that no decision depends on arrival order.
+
 Every order-sensitive choice is decided by event time with the event id's hash as tie-break and
-every sum is an exact integer, so the same set of events in any order gives the same state (within
+every sum is an exact integer, so the same set of events in any order gives an equal state (within
 the documented caps). Days older than ``RETENTION_DAYS`` before the newest event are pruned on
 apply, relative to event time only: nothing here reads a clock.
+
+The in-memory layout is JSON-native (string keys, lists of ints), so serialisation is a single
+``orjson`` call each way with no per-item Python work: the scorer decodes and encodes a state for
+every event.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import hashlib
 from typing import Any, Final
@@ -59,10 +67,11 @@ STATE_FORMAT_VERSION: Final = 1
 DAY_US: Final = 86_400_000_000
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_US: Final = dt.timedelta(microseconds=1)
-_KEY_SEP: Final = "|"
+KEY_SEP: Final = "|"
+ANY_USAGE: Final = "*"  # users key for "any usage event"
 
-Dims = tuple[str, ...]
-DaySeries = dict[int, list[int]]
+# day (6-digit, zero-padded, so string order is day order) -> column vector
+DaySeries = dict[str, list[int]]
 # [occurred_us, tie, then per numeric field of the layout: field_us, field_tie, value]
 LatestEntry = list[Any]
 
@@ -72,10 +81,13 @@ def to_micros(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // _ONE_US
 
 
-def event_id_hash(event_id: str) -> int:
-    """A stable 63-bit hash of an event id (de-duplication key and deterministic tie-break)."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
+def day_key(day: int) -> str:
+    return f"{day:06d}"
+
+
+def event_id_hash(event_id: str) -> bytes:
+    """A stable 64-bit hash of an event id: its de-duplication key (first 4 bytes: the tie)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
 
 
 class AccountState:
@@ -88,6 +100,7 @@ class AccountState:
         "newest_day",
         "oldest_day",
         "profile",
+        "profile_doc",
         "profile_stamps",
         "seen",
         "series",
@@ -99,21 +112,22 @@ class AccountState:
     def __init__(self, account_id: str) -> None:
         self.account_id = account_id
         self.profile = Profile()
-        self.profile_stamps: dict[str, tuple[int, int]] = {}
+        self.profile_doc: dict[str, Any] = {}  # the profile as JSON (renewal_date ISO)
+        self.profile_stamps: dict[str, list[int]] = {}  # field -> [occurred_us, tie]
         # Newest UTC day (days since epoch) of any tracked event; None before the first one.
         self.newest_day: int | None = None
         # Oldest day present in any bucket (lets pruning skip work when nothing is due).
         self.oldest_day: int | None = None
-        self.series: dict[str, dict[Dims, DaySeries]] = {t: {} for t in TRACKED_EVENTS}
-        # usage key -> user id -> bit mask of active days, bit i = day (base_day + i)
-        self.users: dict[Dims, dict[str, int]] = {}
-        self.latest: dict[str, dict[Dims, LatestEntry]] = {t: {} for t in TRACKED_EVENTS}
+        self.series: dict[str, dict[str, DaySeries]] = {t: {} for t in TRACKED_EVENTS}
+        # users key -> user id -> hex bit mask of active days, bit i = day (base_day + i)
+        self.users: dict[str, dict[str, str]] = {}
+        self.latest: dict[str, dict[str, LatestEntry]] = {t: {} for t in TRACKED_EVENTS}
         self.type_seen: dict[str, int] = {}  # event type -> newest occurred_us
         # ticket id -> [status, priority, occurred_us, tie, first_occurred_us]
         self.tickets: dict[str, list[Any]] = {}
         # invoice id -> [status, occurred_us, tie, due_us | None, due_stamp_us, due_stamp_tie]
         self.invoices: dict[str, list[Any]] = {}
-        self.seen: dict[int, None] = {}  # insertion ordered: oldest accepted first
+        self.seen = b""  # 8-byte event id hashes, oldest accepted first
 
     @property
     def base_day(self) -> int | None:
@@ -127,7 +141,9 @@ class AccountState:
         """Same content; the de-duplication memory is compared as a set (arrival order aside)."""
         if not isinstance(other, AccountState):
             return NotImplemented
-        return self._canonical(sort_seen=True) == other._canonical(sort_seen=True)
+        mine, theirs = self._document(), other._document()
+        mine["seen"], theirs["seen"] = _chunks(self.seen), _chunks(other.seen)
+        return mine == theirs
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -135,7 +151,7 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         """A compact, versioned encoding (JSON via orjson); see :meth:`from_bytes`."""
-        return orjson.dumps(self._canonical(sort_seen=False))
+        return orjson.dumps(self._document())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AccountState:
@@ -143,109 +159,59 @@ class AccountState:
         version = doc.get("v") if isinstance(doc, dict) else None
         if version != STATE_FORMAT_VERSION:
             raise ValueError(f"unsupported account state format version {version!r}")
-        return _decode(doc)
+        state = cls(doc["a"])
+        state.profile_doc = doc["p"]
+        if state.profile_doc:
+            state.profile = _profile_from_doc(state.profile_doc)
+        state.profile_stamps = doc["ps"]
+        state.newest_day = doc["n"]
+        state.oldest_day = doc["o"]
+        state.series.update(doc["s"])
+        state.users = doc["u"]
+        state.latest.update(doc["l"])
+        state.type_seen = doc["t"]
+        state.tickets = doc["tk"]
+        state.invoices = doc["iv"]
+        state.seen = base64.b64decode(doc["seen"])
+        return state
 
-    def _canonical(self, *, sort_seen: bool) -> dict[str, Any]:
-        series: dict[str, list[Any]] = {}
-        for etype, keys in self.series.items():
-            rows = []
-            for dims in sorted(keys):
-                days = keys[dims]
-                ordered = sorted(days)
-                columns: list[list[int]] = [
-                    _deltas(ordered),
-                    *([days[d][c] for d in ordered] for c in range(LAYOUTS[etype].columns)),  # type: ignore[index]
-                ]
-                if etype == "usage":
-                    # Quantities default to 1: store the excess over one per event (mostly zeros).
-                    columns[2] = [
-                        q - n * QUANTITY_SCALE for q, n in zip(columns[2], columns[1], strict=True)
-                    ]
-                rows.append([_KEY_SEP.join(dims), *columns])
-            if rows:
-                series[etype] = rows
-        user_ids = sorted({u for masks in self.users.values() for u in masks})
-        index = {u: i for i, u in enumerate(user_ids)}
-        masks_out = [
-            [_KEY_SEP.join(dims), [[index[u], format(m, "x")] for u, m in sorted(masks.items())]]
-            for dims, masks in sorted(self.users.items())
-        ]
-        latest = {
-            etype: [[_KEY_SEP.join(dims), *keys[dims]] for dims in sorted(keys)]
-            for etype, keys in self.latest.items()
-            if keys
-        }
-        profile = {
-            name: (value.isoformat() if isinstance(value, dt.date) else value)
-            for name in PROFILE_FIELDS
-            if (value := getattr(self.profile, name)) is not None
-        }
-        seen = sorted(self.seen) if sort_seen else list(self.seen)
+    def _document(self) -> dict[str, Any]:
         return {
             "v": STATE_FORMAT_VERSION,
             "a": self.account_id,
-            "p": profile,
-            "ps": {k: list(v) for k, v in sorted(self.profile_stamps.items())},
+            "p": self.profile_doc,
+            "ps": self.profile_stamps,
             "n": self.newest_day,
-            "s": series,
-            "ui": user_ids,
-            "um": masks_out,
-            "l": latest,
-            "t": dict(sorted(self.type_seen.items())),
-            "tk": [[k, *v] for k, v in sorted(self.tickets.items())],
-            "iv": [[k, *v] for k, v in sorted(self.invoices.items())],
-            "seen": base64.b64encode(b"".join(h.to_bytes(8, "big") for h in seen)).decode(),
+            "o": self.oldest_day,
+            "s": {t: keys for t, keys in self.series.items() if keys},
+            "u": self.users,
+            "l": {t: keys for t, keys in self.latest.items() if keys},
+            "t": self.type_seen,
+            "tk": self.tickets,
+            "iv": self.invoices,
+            "seen": base64.b64encode(self.seen).decode(),
         }
 
 
-def _deltas(days: list[int]) -> list[int]:
-    return [d - p for d, p in zip(days, [0, *days[:-1]], strict=True)]
+def _chunks(blob: bytes) -> list[bytes]:
+    return sorted(blob[i : i + 8] for i in range(0, len(blob), 8))
 
 
-def _split(key: str) -> Dims:
-    return tuple(key.split(_KEY_SEP))
+def _was_seen(blob: bytes, digest: bytes) -> bool:
+    at = blob.find(digest)
+    while at >= 0:
+        if at % 8 == 0:
+            return True
+        at = blob.find(digest, at + 1)
+    return False
 
 
-def _decode(doc: dict[str, Any]) -> AccountState:
-    state = AccountState(doc["a"])
-    prof = dict(doc["p"])
-    if "renewal_date" in prof:
-        prof["renewal_date"] = dt.date.fromisoformat(prof["renewal_date"])
-    state.profile = Profile(**prof)
-    state.profile_stamps = {k: (v[0], v[1]) for k, v in doc["ps"].items()}
-    state.newest_day = doc["n"]
-    oldest: int | None = None
-    for etype, rows in doc["s"].items():
-        keys = state.series[etype]
-        for row in rows:
-            dims = _split(row[0])
-            day = 0
-            days: DaySeries = {}
-            columns = row[2:]
-            if etype == "usage":
-                columns = [
-                    columns[0],
-                    [q + n * QUANTITY_SCALE for q, n in zip(columns[1], columns[0], strict=True)],
-                ]
-            for i, delta in enumerate(row[1]):
-                day += delta
-                days[day] = [col[i] for col in columns]
-            if days:
-                first = min(days)
-                oldest = first if oldest is None else min(oldest, first)
-            keys[dims] = days
-    state.oldest_day = oldest
-    user_ids = doc["ui"]
-    for key, masks in doc["um"]:
-        state.users[_split(key)] = {user_ids[i]: int(m, 16) for i, m in masks}
-    for etype, rows in doc["l"].items():
-        state.latest[etype] = {_split(row[0]): list(row[1:]) for row in rows}
-    state.type_seen = dict(doc["t"])
-    state.tickets = {row[0]: list(row[1:]) for row in doc["tk"]}
-    state.invoices = {row[0]: list(row[1:]) for row in doc["iv"]}
-    raw = base64.b64decode(doc["seen"])
-    state.seen = dict.fromkeys(int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8))
-    return state
+def _profile_from_doc(doc: dict[str, Any]) -> Profile:
+    fields = dict(doc)
+    renewal = fields.get("renewal_date")
+    if renewal is not None:
+        fields["renewal_date"] = dt.date.fromisoformat(renewal)
+    return Profile(**fields)
 
 
 def new_state(account_id: str) -> AccountState:
@@ -264,17 +230,20 @@ def apply_event(state: AccountState, event: Event) -> bool:
     ``RETENTION_DAYS`` before the newest event seen. ``account`` events only touch profile fields
     (last write wins by event time), so they are accepted at any age.
     """
-    tie = event_id_hash(event.event_id)
-    if tie in state.seen:
+    digest = event_id_hash(event.event_id)
+    if _was_seen(state.seen, digest):
         return False
+    tie = int.from_bytes(digest[:4], "big")
     us = to_micros(event.occurred_at)
     if isinstance(event, AccountEvent):
         _apply_profile(state, event, us, tie)
-        _remember(state, tie)
+        _remember(state, digest)
         return True
     day = us // DAY_US
     newest = state.newest_day
     if newest is None or day > newest:
+        if day < 0:
+            return False  # before 1970: not a real event time
         _advance(state, day)
     elif day <= newest - RETENTION_DAYS:
         return False
@@ -291,20 +260,20 @@ def apply_event(state: AccountState, event: Event) -> bool:
         _apply_email(state, event, us, tie, day)
     elif isinstance(event, FeedbackEvent):
         _apply_feedback(state, event, us, tie, day)
-    _remember(state, tie)
+    _remember(state, digest)
     return True
 
 
-def _remember(state: AccountState, tie: int) -> None:
-    seen = state.seen
-    seen[tie] = None
-    if len(seen) > SEEN_EVENT_IDS:
-        del seen[next(iter(seen))]
+def _remember(state: AccountState, digest: bytes) -> None:
+    seen = state.seen + digest
+    if len(seen) > 8 * SEEN_EVENT_IDS:
+        seen = seen[8:]
+    state.seen = seen
 
 
 def _apply_profile(state: AccountState, event: AccountEvent, us: int, tie: int) -> None:
     payload = event.payload
-    stamp = (us, tie)
+    stamp = [us, tie]
     changes: dict[str, Any] = {}
     for name in PROFILE_FIELDS:
         value = getattr(payload, name)
@@ -315,7 +284,9 @@ def _apply_profile(state: AccountState, event: AccountEvent, us: int, tie: int) 
             state.profile_stamps[name] = stamp
             changes[name] = value
     if changes:
-        state.profile = dataclasses.replace(state.profile, **changes)
+        for name, value in changes.items():
+            state.profile_doc[name] = value.isoformat() if isinstance(value, dt.date) else value
+        state.profile = _profile_from_doc(state.profile_doc)
 
 
 def _advance(state: AccountState, day: int) -> None:
@@ -326,30 +297,30 @@ def _advance(state: AccountState, day: int) -> None:
     if old_base is None:
         return
     shift = base - old_base
-    if state.users:
-        for dims in list(state.users):
-            masks = state.users[dims]
-            for user in list(masks):
-                mask = masks[user] >> shift
-                if mask:
-                    masks[user] = mask
-                else:
-                    del masks[user]
-            if not masks:
-                del state.users[dims]
+    for key in list(state.users):
+        masks = state.users[key]
+        for user in list(masks):
+            mask = int(masks[user], 16) >> shift
+            if mask:
+                masks[user] = format(mask, "x")
+            else:
+                del masks[user]
+        if not masks:
+            del state.users[key]
     if state.oldest_day is not None and state.oldest_day < base:
-        oldest: int | None = None
+        cutoff = day_key(base)
+        oldest: str | None = None
         for keys in state.series.values():
-            for dims in list(keys):
-                days = keys[dims]
-                for d in [d for d in days if d < base]:
+            for key in list(keys):
+                days = keys[key]
+                for d in [d for d in days if d < cutoff]:
                     del days[d]
                 if days:
                     first = min(days)
                     oldest = first if oldest is None else min(oldest, first)
                 else:
-                    del keys[dims]
-        state.oldest_day = oldest
+                    del keys[key]
+        state.oldest_day = None if oldest is None else int(oldest)
     cutoff_us = base * DAY_US
     for tid in [
         t for t, v in state.tickets.items() if v[0] not in OPEN_TICKET_STATUSES and v[2] < cutoff_us
@@ -363,83 +334,93 @@ def _advance(state: AccountState, day: int) -> None:
         del state.invoices[iid]
 
 
-def _bucket(state: AccountState, etype: str, dims: Dims, day: int) -> tuple[Dims, list[int]]:
+def _bucket(state: AccountState, etype: str, key: str, day: int) -> tuple[str, list[int]]:
     """The day vector for a key, admitting the key within the type's bound."""
     keys = state.series[etype]
-    days = keys.get(dims)
+    days = keys.get(key)
     if days is None:
-        dims = _admit(state, etype, dims)
-        days = keys.get(dims)
+        key = _admit(state, etype, key)
+        days = keys.get(key)
         if days is None:
-            days = keys[dims] = {}
-    vec = days.get(day)
+            days = keys[key] = {}
+    dk = day_key(day)
+    vec = days.get(dk)
     if vec is None:
-        vec = days[day] = [0] * LAYOUTS[etype].columns  # type: ignore[index]
+        vec = days[dk] = [0] * LAYOUTS[etype].columns  # type: ignore[index]
         if state.oldest_day is None or day < state.oldest_day:
             state.oldest_day = day
-    return dims, vec
+    return key, vec
 
 
-def _admit(state: AccountState, etype: str, dims: Dims) -> Dims:
+def _admit(state: AccountState, etype: str, key: str) -> str:
     latest = state.latest[etype]
-    if dims in latest:
-        return dims
+    if key in latest:
+        return key
     layout = LAYOUTS[etype]  # type: ignore[index]
     if len(latest) < layout.max_keys:
-        return dims
+        return key
     # Forget the key with the oldest newest event that has no bucket left, else fold into OTHER.
     keys = state.series[etype]
     idle = [k for k in latest if k not in keys]
     if idle:
         del latest[min(idle, key=lambda k: (latest[k][0], latest[k][1]))]
-        return dims
+        return key
     # Fold the last free-form dimension first (usage keeps its metric, ticket its status and
     # priority); past FOLDED_KEYS such keys, fold every free-form dimension.
+    dims = key.split(KEY_SEP)
     free = [i for i, name in enumerate(layout.dims) if name not in layout.enum_values]
     partial = list(dims)
     if free and partial[free[-1]] != NONE:
         partial[free[-1]] = OTHER
-    if tuple(partial) in latest or len(latest) < layout.max_keys + FOLDED_KEYS:
-        return tuple(partial)
-    return tuple(OTHER if i in free and dims[i] != NONE else v for i, v in enumerate(dims))
+    partial_key = KEY_SEP.join(partial)
+    if partial_key in latest or len(latest) < layout.max_keys + FOLDED_KEYS:
+        return partial_key
+    return KEY_SEP.join(OTHER if i in free and v != NONE else v for i, v in enumerate(dims))
 
 
 def _touch_latest(
-    state: AccountState, etype: str, dims: Dims, us: int, tie: int, values: tuple[float | None, ...]
+    state: AccountState, etype: str, key: str, us: int, tie: int, values: tuple[Any, ...]
 ) -> None:
     entries = state.latest[etype]
-    entry = entries.get(dims)
+    entry = entries.get(key)
     if entry is None:
-        entry = entries[dims] = [us, tie, *([-1, 0, None] * len(values))]
-    elif (us, tie) > (entry[0], entry[1]):
+        entry = entries[key] = [us, tie, *([-1, 0, None] * len(values))]
+    elif us > entry[0] or (us == entry[0] and tie > entry[1]):
         entry[0] = us
         entry[1] = tie
     for i, value in enumerate(values):
         if value is None:
             continue
         at = 2 + 3 * i
-        if entry[at] < 0 or (us, tie) > (entry[at], entry[at + 1]):
+        if entry[at] < 0 or us > entry[at] or (us == entry[at] and tie > entry[at + 1]):
             entry[at] = us
             entry[at + 1] = tie
             entry[at + 2] = value
 
 
+def _set_user(state: AccountState, key: str, user: str, bit: int) -> None:
+    masks = state.users.get(key)
+    if masks is None:
+        masks = state.users[key] = {}
+    current = masks.get(user)
+    if current is not None:
+        masks[user] = format(int(current, 16) | bit, "x")
+    elif len(masks) < MAX_USERS_PER_KEY:
+        masks[user] = format(bit, "x")
+
+
 def _apply_usage(state: AccountState, event: UsageEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    dims, vec = _bucket(state, "usage", (p.metric, p.feature or NONE), day)
+    key, vec = _bucket(state, "usage", p.metric + KEY_SEP + (p.feature or NONE), day)
     vec[0] += 1
-    vec[1] += round(p.quantity * QUANTITY_SCALE)
+    # quantity is kept as its excess over 1 in millionths: 0 for the usual quantity-less event
+    vec[1] += round(p.quantity * QUANTITY_SCALE) - QUANTITY_SCALE
     if p.user_id is not None:
-        masks = state.users.get(dims)
-        if masks is None:
-            masks = state.users[dims] = {}
-        bit = 1 << (day - (state.newest_day or day) + RETENTION_DAYS - 1)
-        current = masks.get(p.user_id)
-        if current is not None:
-            masks[p.user_id] = current | bit
-        elif len(masks) < MAX_USERS_PER_KEY:
-            masks[p.user_id] = bit
-    _touch_latest(state, "usage", dims, us, tie, (p.quantity,))
+        assert state.newest_day is not None
+        bit = 1 << (day - state.newest_day + RETENTION_DAYS - 1)
+        _set_user(state, ANY_USAGE, p.user_id, bit)
+        _set_user(state, key.split(KEY_SEP)[0] + KEY_SEP + ANY_USAGE, p.user_id, bit)
+    _touch_latest(state, "usage", key, us, tie, (p.quantity,))
 
 
 def _sentiment(*texts: str | None) -> int | None:
@@ -451,7 +432,8 @@ def _sentiment(*texts: str | None) -> int | None:
 
 def _apply_ticket(state: AccountState, event: TicketEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    dims, vec = _bucket(state, "ticket", (p.status, p.priority, p.category or NONE), day)
+    raw_key = p.status + KEY_SEP + p.priority + KEY_SEP + (p.category or NONE)
+    key, vec = _bucket(state, "ticket", raw_key, day)
     vec[0] += 1
     if p.csat is not None:
         vec[1] += p.csat
@@ -463,14 +445,14 @@ def _apply_ticket(state: AccountState, event: TicketEvent, us: int, tie: int, da
     if sentiment is not None:
         vec[5] += sentiment
         vec[6] += 1
-    _touch_latest(state, "ticket", dims, us, tie, (p.csat, p.first_response_seconds))
+    _touch_latest(state, "ticket", key, us, tie, (p.csat, p.first_response_seconds))
     ticket = state.tickets.get(p.ticket_id)
     if ticket is None:
         state.tickets[p.ticket_id] = [p.status, p.priority, us, tie, us]
         if len(state.tickets) > MAX_TICKETS:
             _evict(state.tickets, lambda v: (v[0] in OPEN_TICKET_STATUSES, v[2], v[3]))
     else:
-        if (us, tie) > (ticket[2], ticket[3]):
+        if us > ticket[2] or (us == ticket[2] and tie > ticket[3]):
             ticket[0], ticket[1], ticket[2], ticket[3] = p.status, p.priority, us, tie
         if us < ticket[4]:
             ticket[4] = us
@@ -482,10 +464,10 @@ def _evict(items: dict[str, list[Any]], rank: Any) -> None:
 
 def _apply_billing(state: AccountState, event: BillingEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    dims, vec = _bucket(state, "billing", (p.status, p.currency), day)
+    key, vec = _bucket(state, "billing", p.status + KEY_SEP + p.currency, day)
     vec[0] += 1
     vec[1] += p.amount_cents
-    _touch_latest(state, "billing", dims, us, tie, (float(p.amount_cents),))
+    _touch_latest(state, "billing", key, us, tie, (p.amount_cents,))
     due_us = to_micros(p.due_at) if p.due_at is not None else None
     invoice = state.invoices.get(p.invoice_id)
     if invoice is None:
@@ -496,30 +478,32 @@ def _apply_billing(state: AccountState, event: BillingEvent, us: int, tie: int, 
         if len(state.invoices) > MAX_INVOICES:
             _evict(state.invoices, lambda v: (v[0] not in SETTLED_INVOICE_STATUSES, v[1], v[2]))
         return
-    if (us, tie) > (invoice[1], invoice[2]):
+    if us > invoice[1] or (us == invoice[1] and tie > invoice[2]):
         invoice[0], invoice[1], invoice[2] = p.status, us, tie
-    if due_us is not None and (invoice[4] < 0 or (us, tie) > (invoice[4], invoice[5])):
+    if due_us is not None and (
+        invoice[4] < 0 or us > invoice[4] or (us == invoice[4] and tie > invoice[5])
+    ):
         invoice[3], invoice[4], invoice[5] = due_us, us, tie
 
 
 def _apply_email(state: AccountState, event: EmailEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    dims, vec = _bucket(state, "email", (p.direction, p.event), day)
+    key, vec = _bucket(state, "email", p.direction + KEY_SEP + p.event, day)
     vec[0] += 1
     sentiment = _sentiment(p.subject, p.text)
     if sentiment is not None:
         vec[1] += sentiment
         vec[2] += 1
-    _touch_latest(state, "email", dims, us, tie, ())
+    _touch_latest(state, "email", key, us, tie, ())
 
 
 def _apply_feedback(state: AccountState, event: FeedbackEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    dims, vec = _bucket(state, "feedback", (p.survey,), day)
+    key, vec = _bucket(state, "feedback", p.survey, day)
     vec[0] += 1
     vec[1] += p.score
     sentiment = _sentiment(p.comment)
     if sentiment is not None:
         vec[2] += sentiment
         vec[3] += 1
-    _touch_latest(state, "feedback", dims, us, tie, (float(p.score),))
+    _touch_latest(state, "feedback", key, us, tie, (p.score,))

@@ -353,6 +353,13 @@ def _metric_errors(metric: Metric, loc: Loc, *, max_window: int) -> Iterator[tup
                     f"{metric.field!r} cannot be counted distinct for {metric.event} events "
                     f"({', '.join(fields)})",
                 )
+            elif metric.field == "user_id":
+                for name in metric.where:
+                    if name != "metric" and name in LAYOUTS["usage"].dims:
+                        yield (
+                            (*loc, "where", name),
+                            "distinct user_id can only be filtered by metric",
+                        )
         case OpenTicketsMetric():
             for i, priority in enumerate(metric.priority):
                 if priority not in TICKET_PRIORITIES:

@@ -379,3 +379,20 @@ def test_errors_are_model_errors() -> None:
     with pytest.raises(ModelInvalid) as info:
         parse_model(doc(priority="high"))
     assert info.value.errors == [ModelError("priority", "must be an integer")]
+
+
+def test_distinct_users_filter_only_by_metric() -> None:
+    data = doc()
+    data["categories"][0]["indicators"][0]["metric"] = {
+        "kind": "distinct",
+        "event": "usage",
+        "field": "user_id",
+        "window": "30d",
+        "where": {"metric": "feature_used", "feature": "reports"},
+    }
+    assert errors_of(data) == [
+        (
+            "categories[0].indicators[0].metric.where.feature",
+            "distinct user_id can only be filtered by metric",
+        )
+    ]
