@@ -48,7 +48,8 @@ def tool(name: str) -> str:
 
 def settings_class(command: str) -> type[BaseSettings]:
     module_name, _, class_name = SETTINGS_BY_COMMAND[command].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls: object = getattr(importlib.import_module(module_name), class_name)
+    assert isinstance(cls, type)
     assert issubclass(cls, BaseSettings)
     return cls
 

@@ -130,8 +130,8 @@ def test_start_order_kafka_and_postgres_then_setup_then_services() -> None:
         else:
             assert service["restart"] == "no", name
     assert condition("grafana", "prometheus") == "service_healthy"
-    for service in ("kafka", "postgres", "prometheus", "grafana"):
-        assert services[service]["healthcheck"]["test"], service
+    for infra in ("kafka", "postgres", "prometheus", "grafana"):
+        assert services[infra]["healthcheck"]["test"], infra
     scorers = [n for n, (c, _) in healthscore_services(doc).items() if c == "scorer"]
     assert len(scorers) == 2, "the stack runs two scorer workers"
     volumes = {services[n]["volumes"][0].split(":")[0] for n in scorers}

@@ -11,6 +11,7 @@ series, and each service's raw /metrics scrape must pass `promtool check metrics
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import secrets
@@ -195,12 +196,13 @@ async def stack(
                 path = "/-/ready" if process.name == "prometheus" else "/readyz"
                 url = f"http://127.0.0.1:{process.port}{path}"
                 await wait_for(
-                    lambda url=url, process=process: answers(client, url, process),
+                    functools.partial(answers, client, url, process),
                     timeout=STARTUP_S,
                     interval=0.2,
                     message=f"{process.name} ready",
                 )
-        yield Stack(*processes, api_key=api_key)  # type: ignore[misc]
+        ingest, scorer, alerts, prometheus = processes
+        yield Stack(ingest, scorer, alerts, prometheus, api_key=api_key)
     except BaseException:
         for process in processes:
             print(process.tail())
@@ -301,7 +303,7 @@ async def test_prometheus_sees_events_ingested_and_scored(stack: Stack) -> None:
         }
         for what, promql in checks.items():
             await wait_for(
-                lambda promql=promql, what=what: _at_least(client, stack, promql, minimum[what]),
+                functools.partial(_at_least, client, stack, promql, minimum[what]),
                 timeout=VISIBLE_S,
                 interval=0.5,
                 message=f"{what} visible in Prometheus ({promql} >= {minimum[what]})",

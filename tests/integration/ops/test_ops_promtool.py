@@ -52,13 +52,13 @@ def exercised(cls: type) -> bytes:
     for metric in vars(instance).values():
         if not isinstance(metric, MetricWrapperBase):
             continue
-        child = metric.labels(*["x"] * len(metric._labelnames)) if metric._labelnames else metric
+        labels = ["x"] * len(metric._labelnames)
         if isinstance(metric, Counter):
-            child.inc()
+            (metric.labels(*labels) if labels else metric).inc()
         elif isinstance(metric, Gauge):
-            child.set(1)
+            (metric.labels(*labels) if labels else metric).set(1)
         elif isinstance(metric, Histogram):
-            child.observe(0.2)
+            (metric.labels(*labels) if labels else metric).observe(0.2)
     return generate_latest(registry)
 
 
