@@ -27,7 +27,8 @@ from ops_support import (
     tool,
 )
 
-pytestmark = pytest.mark.integration
+# The first run on a fresh machine installs the tools (helm builds from source: minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 SERVICES = ("ingest", "scorer", "alerts", "api")

@@ -19,7 +19,8 @@ from ops_support import CHART, DASHBOARD, RULES, env_names, settings_class, tool
 from healthscore.engine import parse_model
 from services.alerts.config import parse_config
 
-pytestmark = pytest.mark.integration
+# The first run on a fresh machine installs the tools (helm builds from source: minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 VALUES = {
     "default": [],

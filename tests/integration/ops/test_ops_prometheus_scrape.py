@@ -36,7 +36,8 @@ from healthscore.topics import Topics
 from tests.conftest import PARTITIONS  # the partition count the `topics` fixture creates
 from tests.support import wait_for
 
-pytestmark = pytest.mark.integration
+# The first run on a fresh machine installs the tools (helm builds from source: minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 EVENTS = 30
 ACCOUNTS = 5

@@ -18,7 +18,8 @@ from services.api.metrics import ApiMetrics
 from services.ingest.metrics import IngestMetrics
 from services.scorer.metrics import ScorerMetrics
 
-pytestmark = pytest.mark.integration
+# The first run on a fresh machine installs the tools (helm builds from source: minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 METRICS = {
     "ingest": IngestMetrics,
