@@ -1,4 +1,5 @@
-"""Health models and their published versions (migration ``0002_health_models``).
+"""Health models and their published versions (migrations ``0002_health_models`` and
+``0005_health_model_reservations``).
 
 ``health_models``: one row per model id. It holds the model's current draft (``draft``, any
 mapping the author saved: a draft may be invalid while it is being written) and the number of

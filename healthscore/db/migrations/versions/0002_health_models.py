@@ -24,7 +24,6 @@ def upgrade() -> None:
         sa.Column("draft_updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("draft_updated_by", sa.String(128), nullable=True),
         sa.Column("latest_version", sa.Integer, nullable=False, server_default=sa.text("0")),
-        sa.Column("reserved_version", sa.Integer, nullable=False, server_default=sa.text("0")),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
