@@ -104,7 +104,8 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console()
+    # Off a terminal rich would wrap at 80 columns; the summary's tables need more.
+    console = Console() if stdout_is_terminal() else Console(width=140)
     try:
         return asyncio.run(_main(args, console))
     except KeyboardInterrupt:

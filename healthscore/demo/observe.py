@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -46,20 +46,26 @@ class SendLog:
         return None if sent is None else max(0.0, produced_at - sent)
 
 
+def partitions(topics: Topics, partition_count: int, *names: str) -> list[TopicPartition]:
+    """The partitions of the named topics, as the demo created them."""
+    counts = {spec.name: spec.partitions for spec in topics.specs(partition_count)}
+    return [TopicPartition(name, p) for name in names for p in range(counts[name])]
+
+
 async def observe_topics(
-    bootstrap: str, topics: Topics, state: DemoState, sends: SendLog, stop: asyncio.Event
+    bootstrap: str,
+    topics: Topics,
+    partition_count: int,
+    state: DemoState,
+    sends: SendLog,
+    stop: asyncio.Event,
 ) -> None:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=100
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads metadata for partitions_for_topic
-        assigned = [
-            TopicPartition(topic, p)
-            for topic in (topics.scores, topics.alerts)
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        assigned = partitions(topics, partition_count, topics.scores, topics.alerts)
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         while not stop.is_set():
@@ -94,56 +100,40 @@ def drain_receiver(receiver: WebhookReceiver, state: DemoState, seen: int) -> in
     return len(requests)
 
 
-async def consumer_lag(bootstrap: str, topic_names: Iterable[str]) -> dict[str, int]:
-    """For every consumer group that has committed offsets on ``topic_names``: records it has
-    not committed yet (end offset minus committed), summed over those topics."""
-    names = set(topic_names)
+async def end_offsets(bootstrap: str, assigned: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return dict(await consumer.end_offsets(assigned))
+    finally:
+        await consumer.stop()
+
+
+async def remaining(bootstrap: str, group: str, targets: dict[TopicPartition, int]) -> int | None:
+    """How many records ``group`` has yet to commit before it reaches ``targets`` (offsets per
+    partition); None while the group has committed nothing on them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
-    await consumer.start()
     try:
-        groups = [g[0] for g in await admin.list_consumer_groups()]
-        lags: dict[str, int] = {}
-        for group in groups:
-            committed = {
-                tp: meta.offset
-                for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
-                if tp.topic in names
-            }
-            if not committed:
-                continue
-            ends = await consumer.end_offsets(list(committed))
-            lags[group] = sum(max(0, ends[tp] - max(0, off)) for tp, off in committed.items())
-        return lags
+        committed = await admin.list_consumer_group_offsets(group, partitions=list(targets))
     finally:
-        await consumer.stop()
         await admin.close()
+    offsets = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+    if not offsets:
+        return None if any(targets.values()) else 0
+    return int(sum(max(0, end - offsets.get(tp, 0)) for tp, end in targets.items()))
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return dict(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
-async def commit_group_at_end(bootstrap: str, group: str, topic: str) -> None:
-    """Commit ``group``'s offsets on ``topic`` at the current end, so a service that starts with
-    that group begins after everything produced so far (the demo's pre-seeded history)."""
+async def commit_group_at_end(bootstrap: str, group: str, assigned: list[TopicPartition]) -> None:
+    """Commit ``group``'s offsets on ``assigned`` at their current end, so a service that starts
+    with that group begins after everything produced so far (the demo's pre-seeded history)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
+        consumer.assign(assigned)
+        ends = await consumer.end_offsets(assigned)
         await consumer.commit(dict(ends))
     finally:
         await consumer.stop()

@@ -52,9 +52,11 @@ from healthscore.clock import AcceleratedClock
 from healthscore.demo.observe import (
     SendLog,
     commit_group_at_end,
-    consumer_lag,
     drain_receiver,
+    end_offsets,
     observe_topics,
+    partitions,
+    remaining,
 )
 from healthscore.demo.processes import ServiceProcess, healthscore_argv
 from healthscore.demo.state import DemoState
@@ -180,8 +182,9 @@ def alerts_file(path: Path) -> None:
                     {"type": "onboarding_stalled", "for_days": 7},
                     {
                         "type": "expansion_opportunity",
-                        "indicators": ["license_utilisation"],
-                        "above": 1.1,
+                        # Percent of licensed seats active in 30 days (the default models).
+                        "indicators": ["License utilisation"],
+                        "above": 110,
                     },
                 ],
                 "destinations": [
@@ -321,7 +324,14 @@ class Demo:
             )
             tasks = [
                 asyncio.create_task(
-                    observe_topics(infra.bootstrap, infra.topics, state, sends, self.stop),
+                    observe_topics(
+                        infra.bootstrap,
+                        infra.topics,
+                        options.partitions,
+                        state,
+                        sends,
+                        self.stop,
+                    ),
                     name="observer",
                 ),
                 asyncio.create_task(simulation.run(self.stop), name="simulator"),
@@ -358,11 +368,24 @@ class Demo:
         )
         scorer_group = f"{infra.topics.prefix}healthscore-scorer"
 
+        # The scorer has caught up once its committed offsets reach the ends of the event
+        # topics as they were when the history was sent (live events keep arriving meanwhile).
+        targets = await end_offsets(
+            infra.bootstrap, partitions(infra.topics, options.partitions, *infra.topics.events)
+        )
+
         async def scorer_caught_up() -> None:
+            reported = time.monotonic()
             while True:
-                lags = await consumer_lag(infra.bootstrap, infra.topics.events)
-                if scorer_group in lags and lags[scorer_group] == 0:
+                left = await remaining(infra.bootstrap, scorer_group, targets)
+                if left == 0:
                     return
+                if time.monotonic() - reported >= 5:
+                    reported = time.monotonic()
+                    self.say(
+                        f"scorer has {left if left is not None else 'all'} history events left "
+                        f"to score; {state.scores_seen} score changes so far"
+                    )
                 await asyncio.sleep(0.5)  # polling interval of the lag probe
 
         await self._until(scorer_caught_up(), CATCH_UP_TIMEOUT, tasks, "scorer caught up")
@@ -373,7 +396,9 @@ class Demo:
         )
         # -- alerts from here on ---------------------------------------------------------------
         await commit_group_at_end(
-            infra.bootstrap, alerts.env["HEALTHSCORE_ALERTS_GROUP_ID"], infra.topics.scores
+            infra.bootstrap,
+            alerts.env["HEALTHSCORE_ALERTS_GROUP_ID"],
+            partitions(infra.topics, options.partitions, infra.topics.scores),
         )
         await self._start(client, alerts)
         pivot = simulation.clock.now() + STORY_LEAD
@@ -407,7 +432,7 @@ class Demo:
                     if task.done() and not waiter.done():
                         exc = task.exception()
                         raise RuntimeError(
-                            f"{task.get_name()} stopped while waiting for {what}"
+                            f"{task.get_name()} stopped while waiting for {what}: {exc!r}"
                         ) from exc
                 for service in self.services.values():
                     if service.proc is not None and not service.running:
@@ -447,7 +472,7 @@ class Demo:
                         raise service.failure("exited during the demo")
                 for task in tasks:
                     if task.done():
-                        raise RuntimeError(f"{task.get_name()} stopped") from task.exception()
+                        raise RuntimeError(f"{task.get_name()} stopped: {task.exception()!r}")
                 if live is not None:
                     live.update(dashboard(state, self.phase))
                 elif now - last_line >= 5:

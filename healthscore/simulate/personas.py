@@ -71,7 +71,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
     if persona == "healthy":
         return DayBehaviour(
             active_share=0.85,
-            features_per_login=0.8,
+            features_per_login=0.3,
             api_calls=400,
             ticket_rate=0.06,
             urgent_share=0.0,
@@ -89,7 +89,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
         sliding = x >= 0
         return DayBehaviour(
             active_share=_lerp(0.75, 0.15, t),
-            features_per_login=_lerp(0.8, 0.3, t),
+            features_per_login=_lerp(0.3, 0.1, t),
             api_calls=int(_lerp(250, 40, t)),
             ticket_rate=_lerp(0.1, 0.45, t),
             urgent_share=_lerp(0.1, 0.45, t),
@@ -107,7 +107,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
         fade = math.exp(-(x - 1)) if collapsed else 1.0
         return DayBehaviour(
             active_share=0.7 * fade,
-            features_per_login=0.8 if not collapsed else 0.3,
+            features_per_login=0.3,
             api_calls=int(220 * fade),
             ticket_rate=0.9 if collapsed else 0.1,
             urgent_share=0.9 if collapsed else 0.1,
@@ -123,7 +123,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
     if persona == "expanding":
         return DayBehaviour(
             active_share=0.92,
-            features_per_login=1.5,
+            features_per_login=0.5,
             api_calls=int(_lerp(1500, 4000, x / 30)),
             ticket_rate=0.08,
             urgent_share=0.0,
@@ -141,7 +141,7 @@ def behaviour(persona: Persona, x: float) -> DayBehaviour:
     engaged = x < -3
     return DayBehaviour(
         active_share=0.6 if engaged else (0.1 if x < 0 else 0.0),
-        features_per_login=0.8,
+        features_per_login=0.5,
         api_calls=0,
         ticket_rate=0.25 if engaged else 0.0,
         urgent_share=0.0,

@@ -215,9 +215,9 @@ class TrafficGenerator:
         rng = self._rng(account, day, "usage")
         weekend = self.timeline.day_start(day).weekday() >= 5
         # The first ``active_share`` of the user pool are engaged (so seat utilisation tracks
-        # the persona); an engaged user logs in on most working days.
+        # the persona); an engaged user logs in every other working day or so.
         engaged = round(b.active_share * account.users)
-        login_chance = 0.25 if weekend else 0.8
+        login_chance = 0.1 if weekend else 0.5
         out = []
         for user in range(account.users):
             if user >= engaged or rng.random() >= login_chance:
