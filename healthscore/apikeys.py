@@ -41,7 +41,9 @@ from healthscore.db.tables.api_keys import api_keys
 
 logger = logging.getLogger(__name__)
 
-Scope = Literal["ingest", "admin"]
+# ingest: send events. read: read scores, accounts and alerts (the api). admin: manage models
+# (and read). The bootstrap key has every scope.
+Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 
 TOKEN_PREFIX = "hs"
@@ -371,15 +373,28 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <api 
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
 
 
-def presented_token(
+def token_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The token a request presents: ``Authorization: Bearer <token>`` and/or ``X-API-Key``.
+
+    When both are present they must agree; two different keys count as a wrong key ("")."""
+    from_bearer = None
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        from_bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+    if from_bearer is not None and x_api_key is not None and from_bearer != x_api_key:
+        return ""
+    return from_bearer if from_bearer is not None else x_api_key
+
+
+async def presented_token(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> str | None:
-    """The token of a request (``Authorization: Bearer`` and/or ``X-API-Key``; both must agree)."""
-    from_bearer = bearer.credentials if bearer is not None else None
-    if from_bearer is not None and header is not None and from_bearer != header:
-        return ""  # two different keys: treated as a wrong key
-    return from_bearer if from_bearer is not None else header
+    """The token of a request, as a dependency (documents both schemes in the OpenAPI).
+
+    ``async`` although it awaits nothing: FastAPI runs plain ``def`` dependencies in a thread pool,
+    which costs more than the whole check on every request."""
+    return token_from_headers(f"Bearer {bearer.credentials}" if bearer else None, header)
 
 
 def store_from_state(request: Request) -> KeyStore:
@@ -391,6 +406,41 @@ def store_from_state(request: Request) -> KeyStore:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
+async def check_token(token: str | None, scope: Scope, store: KeyStore) -> ApiKey:
+    """The key ``token`` belongs to; ``HTTPException`` 401 (no or wrong key), 403 (``scope``
+    missing) or 503 + ``Retry-After`` (keys cannot be checked yet)."""
+    if not token:
+        raise HTTPException(401, "missing or invalid API key", headers=_UNAUTHORIZED)
+    try:
+        key = await store.authenticate(token)
+    except KeyStoreUnavailableError:
+        raise HTTPException(
+            503, "API keys cannot be checked yet", headers={"Retry-After": "5"}
+        ) from None
+    if key is None:
+        raise HTTPException(401, "missing or invalid API key", headers=_UNAUTHORIZED)
+    if not key.allows(scope):
+        raise HTTPException(403, f"this API key lacks the {scope!r} scope")
+    return key
+
+
+async def authorize(request: Request, scope: Scope, store: KeyStore) -> ApiKey:
+    """:func:`check_token` for a request's headers, without FastAPI's dependency machinery (for
+    hot routes: resolving security dependencies cost more than the rest of an ingest request).
+    Such a route declares its security in the OpenAPI itself (see :data:`OPENAPI_SECURITY`)."""
+    headers = request.headers
+    token = token_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+    return await check_token(token, scope, store)
+
+
+# OpenAPI fragments for routes that call :func:`authorize` themselves.
+OPENAPI_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+OPENAPI_SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "the API key"},
+    "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
 def require_scope(
     scope: Scope, *, store: Callable[[Request], KeyStore] = store_from_state
 ) -> Callable[..., Awaitable[ApiKey]]:
@@ -400,18 +450,6 @@ def require_scope(
     async def dependency(
         request: Request, token: Annotated[str | None, Depends(presented_token)]
     ) -> ApiKey:
-        if not token:
-            raise HTTPException(401, "missing or invalid API key", headers=_UNAUTHORIZED)
-        try:
-            key = await store(request).authenticate(token)
-        except KeyStoreUnavailableError:
-            raise HTTPException(
-                503, "API keys cannot be checked yet", headers={"Retry-After": "5"}
-            ) from None
-        if key is None:
-            raise HTTPException(401, "missing or invalid API key", headers=_UNAUTHORIZED)
-        if not key.allows(scope):
-            raise HTTPException(403, f"this API key lacks the {scope!r} scope")
-        return key
+        return await check_token(token, scope, store(request))
 
     return dependency

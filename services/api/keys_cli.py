@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True, help="unique name; default source of its events")
     create.add_argument(
-        "--scopes", default="ingest", help="comma-separated: ingest, admin (default: ingest)"
+        "--scopes", default="ingest", help="comma-separated: ingest, read, admin (default: ingest)"
     )
     create.add_argument("--source", help="default `source` of events sent with this key")
     listing = sub.add_parser("list", help="list keys (never their secrets)")

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthscore.apikeys import ApiKey, CachedKeyStore, KeyStore, PostgresKeyStore, require_scope
+from healthscore.apikeys import (
+    OPENAPI_SECURITY,
+    OPENAPI_SECURITY_SCHEMES,
+    ApiKey,
+    CachedKeyStore,
+    KeyStore,
+    PostgresKeyStore,
+    authorize,
+)
 from healthscore.db.engine import create_db_engine
 from healthscore.topics import Topics
 from schemas.events import Event
@@ -99,8 +107,8 @@ class IngestService:
                 )
                 raise
             self.metrics.publish_latency.observe(time.perf_counter() - started)
-            for event in result.events:
-                self.metrics.accepted.labels(event.type).inc()
+            for event_type, count in Counter(event.type for event in result.events).items():
+                self.metrics.accepted.labels(event_type).inc(count)
         return result
 
 
@@ -222,6 +230,7 @@ def create_app(
         response_model=IngestResponse,
         responses=problems,
         openapi_extra={
+            "security": OPENAPI_SECURITY,
             "requestBody": {
                 "required": True,
                 "content": {
@@ -239,13 +248,12 @@ def create_app(
                         }
                     }
                 },
-            }
+            },
         },
     )
-    async def post_events(
-        request: Request, key: Annotated[ApiKey, Depends(require_scope("ingest"))]
-    ) -> Response:
+    async def post_events(request: Request) -> Response:
         """Publish one event or a batch; 202 once Kafka acknowledged every accepted event."""
+        key = await authorize(request, "ingest", request.app.state.key_store)
         body = await read_body(request, settings.max_body_bytes)
         result = await request.app.state.ingest.ingest(body, key)
         status = 202 if result.events else 422
@@ -283,9 +291,11 @@ def _add_event_schema(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(event.pop("$defs", {}))
-        components["Event"] = event
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.update(event.pop("$defs", {}))
+        schemas["Event"] = event
+        components.setdefault("securitySchemes", {}).update(OPENAPI_SECURITY_SCHEMES)
         app.openapi_schema = schema
         return schema
 

@@ -18,6 +18,7 @@ from healthscore.apikeys import (
     generate_token,
     key_id_of,
     parse_scopes,
+    token_from_headers,
     verify,
 )
 
@@ -68,7 +69,7 @@ def test_tokens_are_random_well_formed_and_hashed() -> None:
 
 
 def test_scopes_parse_strictly() -> None:
-    assert parse_scopes("ingest, admin") == frozenset(SCOPES)
+    assert parse_scopes("ingest, read, admin") == frozenset(SCOPES)
     assert parse_scopes(["admin"]) == frozenset({"admin"})
     with pytest.raises(ValueError, match="unknown scope"):
         parse_scopes("ingest,root")
@@ -154,3 +155,13 @@ async def test_background_refresh_picks_up_new_keys() -> None:
         loader.keys = [key]
         await asyncio.wait_for(loader.served_keys.wait(), timeout=5)
         assert await store.authenticate(token) is not None
+
+
+def test_token_from_headers() -> None:
+    assert token_from_headers("Bearer abc", None) == "abc"
+    assert token_from_headers("bearer  abc ", None) == "abc"
+    assert token_from_headers(None, "abc") == "abc"
+    assert token_from_headers("Bearer abc", "abc") == "abc"
+    assert token_from_headers("Bearer abc", "xyz") == ""  # two different keys: wrong key
+    assert token_from_headers("Basic dXNlcjpwdw==", None) == ""
+    assert token_from_headers(None, None) is None

@@ -67,7 +67,7 @@ async def test_create_list_revoke(database_url: str) -> None:
         async with store:
             key = await store.authenticate(token)
             assert key is not None
-            assert key.scopes == {"ingest", "admin"}
+            assert key.scopes == {"ingest", "admin"}  # as created
 
             code, out, _ = await healthscore("revoke", "billing-sync", database_url=database_url)
             assert code == 0
