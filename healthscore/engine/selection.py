@@ -11,13 +11,15 @@ from healthscore.engine.profile import Profile
 from healthscore.engine.scoring import PublishedModel
 from healthscore.engine.validation import parse_model
 
-DEFAULT_MODELS_PACKAGE = "healthscore.engine.default_models"
+# A plain directory, not a package: importing a subpackage named default_models would replace
+# the default_models function on healthscore.engine.
+DEFAULT_MODELS_DIR = "default_models"
 
 
 @cache
 def default_models() -> tuple[PublishedModel, ...]:
     """The repository's models (``default_models/*.yaml``), version 0, sorted by id."""
-    files = resources.files(DEFAULT_MODELS_PACKAGE)
+    files = resources.files("healthscore.engine").joinpath(DEFAULT_MODELS_DIR)
     models = [
         parse_model(entry.read_text(encoding="utf-8"))
         for entry in files.iterdir()

@@ -48,5 +48,15 @@ def test_engine_imports_nothing_impure() -> None:
 
 
 def test_the_check_catches_forbidden_imports() -> None:
-    sample = "import os.path\nfrom time import monotonic\nfrom aiokafka.errors import X\nimport json\n"
+    sample = (
+        "import os.path\nfrom time import monotonic\nfrom aiokafka.errors import X\nimport json\n"
+    )
     assert _imported_roots(ast.parse(sample)) & FORBIDDEN == {"os", "time", "aiokafka"}
+
+
+def test_default_models_is_the_function_even_after_loading_the_yaml_files() -> None:
+    from healthscore import engine
+
+    assert callable(engine.default_models)
+    assert engine.default_models()
+    assert callable(engine.default_models)
