@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from healthscore.engine.metrics import Metric
 
@@ -96,9 +96,6 @@ class HealthModel(_Doc):
     default: bool = False
     bands: Annotated[tuple[Band, ...], Field(min_length=1, max_length=3)] = DEFAULT_BANDS
     categories: Annotated[tuple[Category, ...], Field(min_length=1, max_length=50)]
-
-    # The compiled scoring plan, built on first use (see healthscore.engine.scoring).
-    _plan: Any = PrivateAttr(default=None)
 
     def document(self) -> dict[str, Any]:
         """The JSON-ready document; ``parse_model(model.document())`` gives an equal model."""

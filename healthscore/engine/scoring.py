@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -81,18 +82,24 @@ class _PlannedIndicator:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A model compiled for scoring: built once per model object and cached on it."""
+    """A model compiled for scoring (holds no reference to the model, so the cache can let go)."""
 
-    model: HealthModel
     indicators: tuple[_PlannedIndicator, ...]
     bands: tuple[tuple[float, float, Status], ...]  # sorted by min
     neutral: float
 
 
+# Compiled plans by model object. Keyed by id() with a weak reference (a model's hash would
+# walk the whole document on every call); an entry goes when its model is garbage collected.
+_PLANS: dict[int, tuple[weakref.ref[HealthModel], Plan]] = {}
+
+
 def plan_for(model: HealthModel) -> Plan:
-    plan = model._plan
-    if isinstance(plan, Plan):
-        return plan
+    """The model compiled for scoring, built once per model object."""
+    key = id(model)
+    found = _PLANS.get(key)
+    if found is not None and found[0]() is model:
+        return found[1]
     indicators = tuple(
         _PlannedIndicator(ci, ind, ind.metric.describe(), compile_metric(ind.metric))
         for ci, cat in enumerate(model.categories)
@@ -103,8 +110,12 @@ def plan_for(model: HealthModel) -> Plan:
     amber = [b for b in bands if b[2] == "amber"]
     if amber and not amber[0][0] <= NEUTRAL_SCORE < amber[0][1]:
         neutral = round_score((amber[0][0] + amber[0][1]) / 2)
-    plan = Plan(model, indicators, bands, neutral)
-    model._plan = plan
+    plan = Plan(indicators, bands, neutral)
+
+    def forget(_ref: weakref.ref[HealthModel]) -> None:
+        _PLANS.pop(key, None)
+
+    _PLANS[key] = (weakref.ref(model, forget), plan)
     return plan
 
 

@@ -596,3 +596,21 @@ def test_select_model() -> None:
         select_model(default_models(), Profile(lifecycle_stage="Onboarding")).model_id
         == "onboarding"
     )
+
+
+def test_scoring_leaves_models_equal_and_collectable() -> None:
+    import gc
+    import weakref
+
+    from healthscore.engine.scoring import _PLANS
+
+    doc = ADOPTION.model.document()
+    model = published(doc)
+    score(new_state("acme"), model, AS_OF)
+    assert model.model == parse_model(doc)
+    ref = weakref.ref(model.model)
+    before = len(_PLANS)
+    del model
+    gc.collect()
+    assert ref() is None
+    assert len(_PLANS) == before - 1
