@@ -58,7 +58,7 @@ class StatusDropRule(_Rule):
 
 
 class RedAlertRule(_Rule):
-    """The account enters red."""
+    """The account enters red from amber or green (an account's first score never pages)."""
 
     type: Literal["red_alert"]
 

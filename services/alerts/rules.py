@@ -181,7 +181,8 @@ def _transition(
             return {"from_status": change.old_status, "to_status": change.new_status}
         return None
     if isinstance(rule, RedAlertRule):
-        if change.new_status == "red" and change.old_status != "red":
+        # A first score (no old status) is not a change: backfills and new accounts do not page.
+        if change.new_status == "red" and change.old_status not in (None, "red"):
             return {"from_status": change.old_status}
         return None
     since = now - dt.timedelta(days=rule.within_days)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 from hypothesis import given, settings
@@ -148,7 +149,9 @@ def test_sustained_decline_fires_while_green_within_window_only() -> None:
     )
     assert fired == ["sustained_decline"]
     # After firing, the baseline restarts at 79: another 5 points down does not fire.
-    again = evaluate(rules, change("green", "green", at=T0 + 3 * day, score=74), state, T0 + 3 * day)
+    again = evaluate(
+        rules, change("green", "green", at=T0 + 3 * day, score=74), state, T0 + 3 * day
+    )
     assert again.alerts == ()
     # A slow decline spread over more than the window never fires.
     slow = [change("green", "green", at=T0 + i * 3 * day, score=90 - 4 * i) for i in range(6)]
@@ -192,7 +195,10 @@ def test_onboarding_stalled_after_days_of_poor_usage() -> None:
     assert recovered.state.active == ()
     # Not in onboarding: poor usage does not matter.
     adopted = change(None, "amber", at=T0, stage="adoption", usage_level="poor")
-    assert evaluate_time(rules, evaluate(rules, adopted, RuleState(), T0).state, T0 + 99 * day).alerts == ()
+    assert (
+        evaluate_time(rules, evaluate(rules, adopted, RuleState(), T0).state, T0 + 99 * day).alerts
+        == ()
+    )
 
 
 def test_expansion_opportunity_green_and_usage_above() -> None:
@@ -232,4 +238,9 @@ def test_never_two_alerts_of_a_rule_within_its_cooldown(steps: list[tuple[str, i
         state, previous = result.state, status  # type: ignore[assignment]
     for name, cooldown in cooldowns.items():
         times = [t for n, t in raised if n == name]
-        assert all(b - a >= cooldown for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a >= cooldown for a, b in itertools.pairwise(times))
+
+
+def test_first_score_never_pages() -> None:
+    fired, _ = run(default_rules(), change(None, "red", at=T0))
+    assert fired == []
