@@ -20,14 +20,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from healthscore.engine import (  # noqa: E402
+from healthscore.engine import (
     AccountState,
     apply_event,
     default_models,
     new_state,
     score,
 )
-from schemas.events import Event, event_from_obj  # noqa: E402
+from schemas.events import Event, event_from_obj
 
 START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 DAYS = 90
@@ -58,8 +58,18 @@ def realistic_account(account: str, rnd: random.Random) -> list[Event]:
             }
         )
 
-    add("account", START, {"name": account, "lifecycle_stage": "adoption", "segment": "smb",
-                           "licenses": 30, "renewal_date": "2024-09-30", "owner": "ana"})
+    add(
+        "account",
+        START,
+        {
+            "name": account,
+            "lifecycle_stage": "adoption",
+            "segment": "smb",
+            "licenses": 30,
+            "renewal_date": "2024-09-30",
+            "owner": "ana",
+        },
+    )
     users = [f"user-{i}" for i in range(30)]
     features = ["reports", "dashboards", "export", "alerts", "api_keys", "sso", "billing", "search"]
     for day in range(DAYS):
@@ -69,30 +79,85 @@ def realistic_account(account: str, rnd: random.Random) -> list[Event]:
                 at = base + dt.timedelta(seconds=rnd.randrange(86_400))
                 add("usage", at, {"metric": "login", "user_id": user})
                 for _ in range(rnd.randrange(4)):
-                    add("usage", at + dt.timedelta(minutes=5), {"metric": "feature_used",
-                        "feature": rnd.choice(features), "user_id": user})
+                    add(
+                        "usage",
+                        at + dt.timedelta(minutes=5),
+                        {
+                            "metric": "feature_used",
+                            "feature": rnd.choice(features),
+                            "user_id": user,
+                        },
+                    )
         for _ in range(5):
-            add("usage", base + dt.timedelta(hours=rnd.randrange(24)),
-                {"metric": "api_call", "quantity": float(rnd.randrange(1, 500))})
+            add(
+                "usage",
+                base + dt.timedelta(hours=rnd.randrange(24)),
+                {"metric": "api_call", "quantity": float(rnd.randrange(1, 500))},
+            )
         if rnd.random() < 0.3:
             tid = f"t{day}"
             prio = rnd.choice(["low", "normal", "high", "urgent"])
-            add("ticket", base + dt.timedelta(hours=9), {"ticket_id": tid, "status": "opened",
-                "priority": prio, "category": "bug", "text": rnd.choice(TEXTS)})
-            add("ticket", base + dt.timedelta(hours=15), {"ticket_id": tid, "status": "resolved",
-                "priority": prio, "csat": rnd.randrange(1, 6), "first_response_seconds": 3600})
+            add(
+                "ticket",
+                base + dt.timedelta(hours=9),
+                {
+                    "ticket_id": tid,
+                    "status": "opened",
+                    "priority": prio,
+                    "category": "bug",
+                    "text": rnd.choice(TEXTS),
+                },
+            )
+            add(
+                "ticket",
+                base + dt.timedelta(hours=15),
+                {
+                    "ticket_id": tid,
+                    "status": "resolved",
+                    "priority": prio,
+                    "csat": rnd.randrange(1, 6),
+                    "first_response_seconds": 3600,
+                },
+            )
         if rnd.random() < 0.5:
-            add("email", base + dt.timedelta(hours=11), {"message_id": f"m{day}",
-                "direction": rnd.choice(["inbound", "outbound"]), "event": "sent",
-                "subject": "Weekly sync", "text": rnd.choice(TEXTS)})
+            add(
+                "email",
+                base + dt.timedelta(hours=11),
+                {
+                    "message_id": f"m{day}",
+                    "direction": rnd.choice(["inbound", "outbound"]),
+                    "event": "sent",
+                    "subject": "Weekly sync",
+                    "text": rnd.choice(TEXTS),
+                },
+            )
         if day % 30 == 0:
-            add("billing", base, {"invoice_id": f"inv{day}", "status": "issued",
-                "amount_cents": 250_000, "currency": "USD",
-                "due_at": (base + dt.timedelta(days=30)).isoformat()})
-            add("billing", base + dt.timedelta(days=12), {"invoice_id": f"inv{day}",
-                "status": "paid", "amount_cents": 250_000, "currency": "USD"})
-            add("feedback", base + dt.timedelta(days=3), {"survey": "nps",
-                "score": rnd.randrange(5, 11), "comment": rnd.choice(TEXTS)})
+            add(
+                "billing",
+                base,
+                {
+                    "invoice_id": f"inv{day}",
+                    "status": "issued",
+                    "amount_cents": 250_000,
+                    "currency": "USD",
+                    "due_at": (base + dt.timedelta(days=30)).isoformat(),
+                },
+            )
+            add(
+                "billing",
+                base + dt.timedelta(days=12),
+                {
+                    "invoice_id": f"inv{day}",
+                    "status": "paid",
+                    "amount_cents": 250_000,
+                    "currency": "USD",
+                },
+            )
+            add(
+                "feedback",
+                base + dt.timedelta(days=3),
+                {"survey": "nps", "score": rnd.randrange(5, 11), "comment": rnd.choice(TEXTS)},
+            )
     rnd.shuffle(raw)  # arrival order is not event-time order
     return [event_from_obj(r) for r in raw]
 
@@ -168,17 +233,28 @@ def main() -> int:
     dec_s = time.perf_counter() - t0
     sizes = [len(b) for b in blobs]
 
-    print(f"accounts: {len(accounts)}, events: {total} ({total // len(accounts)} per account, "
-          f"{DAYS} days, seed {args.seed})")
+    print(
+        f"accounts: {len(accounts)}, events: {total} ({total // len(accounts)} per account, "
+        f"{DAYS} days, seed {args.seed})"
+    )
     print(f"baseline dict updates:   {total / base_s:12,.0f} events/s")
-    print(f"apply_event (all):       {total / apply_s:12,.0f} events/s   "
-          f"({base_s / apply_s:.2f}x baseline; texts are scored with VADER)")
+    print(
+        f"apply_event (all):       {total / apply_s:12,.0f} events/s   "
+        f"({base_s / apply_s:.2f}x baseline; texts are scored with VADER)"
+    )
     print(f"apply_event (no text):   {n_text_free / apply_plain_s:12,.0f} events/s")
-    print(f"score (default model):   {n_scores / score_s:12,.0f} scores/s   "
-          f"({score_s / n_scores * 1e6:.0f} us each)")
-    print(f"to_bytes / from_bytes:   {enc_s / n_scores * 1e6:8.0f} us / {dec_s / n_scores * 1e6:.0f} us")
-    print(f"state size:              {statistics.median(sizes):8,.0f} bytes per account (median; "
-          f"max {max(sizes):,})")
+    print(
+        f"score (default model):   {n_scores / score_s:12,.0f} scores/s   "
+        f"({score_s / n_scores * 1e6:.0f} us each)"
+    )
+    print(
+        f"to_bytes / from_bytes:   {enc_s / n_scores * 1e6:8.0f} us / "
+        f"{dec_s / n_scores * 1e6:.0f} us"
+    )
+    print(
+        f"state size:              {statistics.median(sizes):8,.0f} bytes per account (median; "
+        f"max {max(sizes):,})"
+    )
     return 0
 
 

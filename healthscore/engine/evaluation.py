@@ -9,8 +9,8 @@ window read the buckets once.
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any, Final
 
 from healthscore.engine.catalogue import (
@@ -44,7 +44,6 @@ from healthscore.engine.state import (
     DAY_US,
     KEY_SEP,
     AccountState,
-    day_key,
     to_micros,
 )
 
@@ -72,13 +71,6 @@ class Context:
         if dims is None:
             dims = self.dims[key] = key.split(KEY_SEP)
         return all(dims[pos] in allowed for pos, allowed in flt)
-
-    def span_keys(self, start: int, end: int) -> list[str]:
-        memo_key = ("span", start, end)
-        found: list[str] | None = self.memo.get(memo_key)
-        if found is None:
-            found = self.memo[memo_key] = [day_key(d) for d in range(start, end + 1)]
-        return found
 
     def user_masks(self, key: str) -> dict[str, int]:
         memo_key = ("users", key)
@@ -154,19 +146,14 @@ def aggregate(
     if cached is not None:
         return cached
     totals = [0] * len(columns)
-    first, last = day_key(start), day_key(end)
-    span = end - start + 1
-    getters = [itemgetter(c) for c in columns]
-    for key, days in ctx.state.series[event].items():
+    for key, series in ctx.state.series[event].items():
         if flt and not ctx.matches(key, flt):
             continue
-        if len(days) <= span:
-            vecs = [v for d, v in days.items() if first <= d <= last]
-        else:
-            vecs = [v for d in ctx.span_keys(start, end) if (v := days.get(d)) is not None]
-        if vecs:
-            for j, get in enumerate(getters):
-                totals[j] += sum(map(get, vecs))
+        days = series[0]
+        lo, hi = bisect_left(days, start), bisect_right(days, end)
+        if lo < hi:
+            for j, c in enumerate(columns):
+                totals[j] += sum(series[c + 1][lo:hi])
     ctx.memo[memo_key] = totals
     return totals
 
@@ -239,15 +226,17 @@ def _distinct(metric: DistinctMetric) -> Evaluator:
         state = ctx.state
         if event not in state.type_seen:
             return _NO_VALUE
-        first, last = day_key(end - window + 1), day_key(end)
+        start = end - window + 1
         found: set[str] = set()
-        for key, days in state.series[event].items():
+        for key, series in state.series[event].items():
             if flt and not ctx.matches(key, flt):
                 continue
-            value = ctx.dims[key][pos] if key in ctx.dims else key.split(KEY_SEP)[pos]
+            value = key.split(KEY_SEP)[pos]
             if value == NONE or value in found:
                 continue
-            if any(first <= d <= last for d in days):
+            days = series[0]
+            at = bisect_left(days, start)
+            if at < len(days) and days[at] <= end:
                 found.add(value)
         return float(len(found))
 

@@ -3,8 +3,8 @@
 What it keeps (bounds in :mod:`healthscore.engine.catalogue`; docs/health-models.md, "State"):
 
 - **daily buckets**: per event type, per dimension key (e.g. usage ``login|`` for metric
-  ``login`` without a feature), per UTC day of event time, a vector of integer columns (count,
-  sums of numeric fields, sentiment);
+  ``login`` without a feature), columnar: the sorted UTC days (days since the epoch) that have
+  events, and per column (count, sums of numeric fields, sentiment) the integer for each day;
 - **distinct users**: for any usage (``*``) and per usage metric (``<metric>|*``), per user id,
   a bit mask of the days the user was active (hex; bit 0 = the oldest retained day);
 - **latest**: per dimension key, the event-time stamp and numeric values of its newest event;
@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+from bisect import bisect_left
 from typing import Any, Final
 
 import orjson
@@ -70,8 +71,8 @@ _ONE_US: Final = dt.timedelta(microseconds=1)
 KEY_SEP: Final = "|"
 ANY_USAGE: Final = "*"  # users key for "any usage event"
 
-# day (6-digit, zero-padded, so string order is day order) -> column vector
-DaySeries = dict[str, list[int]]
+# [sorted days, column 0 per day, column 1 per day, ...]
+DaySeries = list[list[int]]
 # [occurred_us, tie, then per numeric field of the layout: field_us, field_tie, value]
 LatestEntry = list[Any]
 
@@ -79,10 +80,6 @@ LatestEntry = list[Any]
 def to_micros(moment: dt.datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime."""
     return (moment - _EPOCH) // _ONE_US
-
-
-def day_key(day: int) -> str:
-    return f"{day:06d}"
 
 
 def event_id_hash(event_id: str) -> bytes:
@@ -308,19 +305,20 @@ def _advance(state: AccountState, day: int) -> None:
         if not masks:
             del state.users[key]
     if state.oldest_day is not None and state.oldest_day < base:
-        cutoff = day_key(base)
-        oldest: str | None = None
+        oldest: int | None = None
         for keys in state.series.values():
             for key in list(keys):
-                days = keys[key]
-                for d in [d for d in days if d < cutoff]:
-                    del days[d]
-                if days:
-                    first = min(days)
+                columns = keys[key]
+                cut = bisect_left(columns[0], base)
+                if cut:
+                    for column in columns:
+                        del column[:cut]
+                if columns[0]:
+                    first = columns[0][0]
                     oldest = first if oldest is None else min(oldest, first)
                 else:
                     del keys[key]
-        state.oldest_day = None if oldest is None else int(oldest)
+        state.oldest_day = oldest
     cutoff_us = base * DAY_US
     for tid in [
         t for t, v in state.tickets.items() if v[0] not in OPEN_TICKET_STATUSES and v[2] < cutoff_us
@@ -334,22 +332,30 @@ def _advance(state: AccountState, day: int) -> None:
         del state.invoices[iid]
 
 
-def _bucket(state: AccountState, etype: str, key: str, day: int) -> tuple[str, list[int]]:
-    """The day vector for a key, admitting the key within the type's bound."""
+def _bucket(state: AccountState, etype: str, key: str, day: int) -> tuple[str, DaySeries, int]:
+    """A key's columns and the index of ``day`` in them, admitting the key within its bound.
+
+    Column ``c`` of the layout is ``columns[c + 1]``; ``columns[0]`` holds the days.
+    """
     keys = state.series[etype]
-    days = keys.get(key)
-    if days is None:
+    columns = keys.get(key)
+    if columns is None:
         key = _admit(state, etype, key)
-        days = keys.get(key)
-        if days is None:
-            days = keys[key] = {}
-    dk = day_key(day)
-    vec = days.get(dk)
-    if vec is None:
-        vec = days[dk] = [0] * LAYOUTS[etype].columns  # type: ignore[index]
+        columns = keys.get(key)
+        if columns is None:
+            width = LAYOUTS[etype].columns  # type: ignore[index]
+            columns = keys[key] = [[] for _ in range(width + 1)]
+    days = columns[0]
+    if days and days[-1] == day:  # the usual case: another event of the newest day
+        return key, columns, len(days) - 1
+    at = bisect_left(days, day)
+    if at == len(days) or days[at] != day:
+        for column in columns:
+            column.insert(at, 0)
+        days[at] = day
         if state.oldest_day is None or day < state.oldest_day:
             state.oldest_day = day
-    return key, vec
+    return key, columns, at
 
 
 def _admit(state: AccountState, etype: str, key: str) -> str:
@@ -411,10 +417,10 @@ def _set_user(state: AccountState, key: str, user: str, bit: int) -> None:
 
 def _apply_usage(state: AccountState, event: UsageEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    key, vec = _bucket(state, "usage", p.metric + KEY_SEP + (p.feature or NONE), day)
-    vec[0] += 1
+    key, cols, i = _bucket(state, "usage", p.metric + KEY_SEP + (p.feature or NONE), day)
+    cols[1][i] += 1
     # quantity is kept as its excess over 1 in millionths: 0 for the usual quantity-less event
-    vec[1] += round(p.quantity * QUANTITY_SCALE) - QUANTITY_SCALE
+    cols[2][i] += round(p.quantity * QUANTITY_SCALE) - QUANTITY_SCALE
     if p.user_id is not None:
         assert state.newest_day is not None
         bit = 1 << (day - state.newest_day + RETENTION_DAYS - 1)
@@ -433,18 +439,18 @@ def _sentiment(*texts: str | None) -> int | None:
 def _apply_ticket(state: AccountState, event: TicketEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
     raw_key = p.status + KEY_SEP + p.priority + KEY_SEP + (p.category or NONE)
-    key, vec = _bucket(state, "ticket", raw_key, day)
-    vec[0] += 1
+    key, cols, i = _bucket(state, "ticket", raw_key, day)
+    cols[1][i] += 1
     if p.csat is not None:
-        vec[1] += p.csat
-        vec[2] += 1
+        cols[2][i] += p.csat
+        cols[3][i] += 1
     if p.first_response_seconds is not None:
-        vec[3] += p.first_response_seconds
-        vec[4] += 1
+        cols[4][i] += p.first_response_seconds
+        cols[5][i] += 1
     sentiment = _sentiment(p.text)
     if sentiment is not None:
-        vec[5] += sentiment
-        vec[6] += 1
+        cols[6][i] += sentiment
+        cols[7][i] += 1
     _touch_latest(state, "ticket", key, us, tie, (p.csat, p.first_response_seconds))
     ticket = state.tickets.get(p.ticket_id)
     if ticket is None:
@@ -464,9 +470,9 @@ def _evict(items: dict[str, list[Any]], rank: Any) -> None:
 
 def _apply_billing(state: AccountState, event: BillingEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    key, vec = _bucket(state, "billing", p.status + KEY_SEP + p.currency, day)
-    vec[0] += 1
-    vec[1] += p.amount_cents
+    key, cols, i = _bucket(state, "billing", p.status + KEY_SEP + p.currency, day)
+    cols[1][i] += 1
+    cols[2][i] += p.amount_cents
     _touch_latest(state, "billing", key, us, tie, (p.amount_cents,))
     due_us = to_micros(p.due_at) if p.due_at is not None else None
     invoice = state.invoices.get(p.invoice_id)
@@ -488,22 +494,22 @@ def _apply_billing(state: AccountState, event: BillingEvent, us: int, tie: int, 
 
 def _apply_email(state: AccountState, event: EmailEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    key, vec = _bucket(state, "email", p.direction + KEY_SEP + p.event, day)
-    vec[0] += 1
+    key, cols, i = _bucket(state, "email", p.direction + KEY_SEP + p.event, day)
+    cols[1][i] += 1
     sentiment = _sentiment(p.subject, p.text)
     if sentiment is not None:
-        vec[1] += sentiment
-        vec[2] += 1
+        cols[2][i] += sentiment
+        cols[3][i] += 1
     _touch_latest(state, "email", key, us, tie, ())
 
 
 def _apply_feedback(state: AccountState, event: FeedbackEvent, us: int, tie: int, day: int) -> None:
     p = event.payload
-    key, vec = _bucket(state, "feedback", p.survey, day)
-    vec[0] += 1
-    vec[1] += p.score
+    key, cols, i = _bucket(state, "feedback", p.survey, day)
+    cols[1][i] += 1
+    cols[2][i] += p.score
     sentiment = _sentiment(p.comment)
     if sentiment is not None:
-        vec[2] += sentiment
-        vec[3] += 1
+        cols[3][i] += sentiment
+        cols[4][i] += 1
     _touch_latest(state, "feedback", key, us, tie, (p.score,))
