@@ -44,7 +44,7 @@ REDACTED_KEYS: frozenset[str] = frozenset(
 # Attributes every LogRecord has; anything else on a record came in through ``extra=``.
 _RECORD_ATTRS: frozenset[str] = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__
-) | {"message", "asctime", "taskName"}
+) | {"message", "asctime", "taskName", "color_message"}  # uvicorn adds color_message
 
 # Libraries whose INFO lines carry URLs with credentials in them (Slack webhook URLs are secrets).
 _QUIET_LOGGERS = ("httpx", "httpcore")
