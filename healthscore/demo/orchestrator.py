@@ -174,12 +174,23 @@ def alerts_file(path: Path) -> None:
     path.write_bytes(
         orjson.dumps(
             {
+                # Cooldowns are in simulated time: a week, so an account whose score hovers
+                # at a band's edge pages once, not on every crossing.
                 "rules": [
-                    {"type": "red_alert", "supersedes": ["status_drop"]},
-                    {"type": "status_drop"},
+                    {"type": "red_alert", "supersedes": ["status_drop"], "cooldown_hours": 168},
+                    {"type": "status_drop", "cooldown_hours": 168},
                     {"type": "sustained_decline"},
                     {"type": "renewal_at_risk"},
-                    {"type": "onboarding_stalled", "for_days": 7},
+                    {
+                        "type": "onboarding_stalled",
+                        "for_days": 7,
+                        # The onboarding model's usage indicators (docs/health-models.md).
+                        "indicators": [
+                            "Activated seats",
+                            "Features tried",
+                            "Days since last login",
+                        ],
+                    },
                     {
                         "type": "expansion_opportunity",
                         # Percent of licensed seats active in 30 days (the default models).
@@ -389,6 +400,22 @@ class Demo:
                 await asyncio.sleep(0.5)  # polling interval of the lag probe
 
         await self._until(scorer_caught_up(), CATCH_UP_TIMEOUT, tasks, "scorer caught up")
+
+        # Then until it keeps pace with the live traffic that arrived meanwhile: a scorer that
+        # lags rescores quiet accounts at a clock its events have not reached yet.
+        async def scorer_keeps_pace() -> None:
+            everything = partitions(infra.topics, options.partitions, *infra.topics.events)
+            while True:
+                now = await end_offsets(infra.bootstrap, everything)
+                left = await remaining(infra.bootstrap, scorer_group, now)
+                # Offsets are committed every second: a second of traffic may be in flight.
+                if left is not None and left <= max(
+                    100.0, 2 * state.events_per_second(time.time())
+                ):
+                    return
+                await asyncio.sleep(0.5)  # polling interval of the lag probe
+
+        await self._until(scorer_keeps_pace(), CATCH_UP_TIMEOUT, tasks, "scorer keeps pace")
         self.timings["history"] = time.monotonic() - began
         self.say(
             f"scorer caught up: {state.scores_seen} score changes, "
