@@ -155,7 +155,7 @@ class AlertsService:
                 )
                 options = WorkerOptions(
                     min_interval_seconds=spec.min_interval_seconds,
-                    batch_size=spec.concurrency * 2,
+                    batch_size=spec.concurrency * 8,
                     concurrency=spec.concurrency,
                     timeout_seconds=spec.timeout_seconds,
                     poll_interval_seconds=poll,
