@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from services.ingest.intake import KafkaRecord
@@ -62,6 +62,11 @@ class KafkaEventPublisher:
     ``start()`` never fails because the broker is down: the producer connects in the background
     (retrying with backoff) and :meth:`publish` raises :class:`PublishUnavailableError` until it
     has, so ingest can start before Kafka and answer 503 instead of crashing.
+
+    A send timeout leaves the producer alone (it reconnects to the broker by itself). Any other
+    Kafka error is treated as fatal for the producer: once aiokafka's sender has failed, every
+    later send raises the same error, so the producer is retired (stopped in the background,
+    its buffered records still flushed when possible) and a new one connects.
     """
 
     def __init__(
@@ -78,6 +83,7 @@ class KafkaEventPublisher:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._connector: asyncio.Task[None] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -120,12 +126,28 @@ class KafkaEventPublisher:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    def _retire(self, producer: AIOKafkaProducer, error: BaseException) -> None:
+        if id(self._producer) != id(producer):  # (not `is`: it would narrow `producer`)
+            return  # another request retired it already
+        self._producer = None
+        logger.error(
+            "kafka producer failed; replacing it", extra={"error_type": type(error).__name__}
+        )
+        stopping = asyncio.create_task(producer.stop(), name="ingest-kafka-retire")
+        self._retiring.add(stopping)
+        stopping.add_done_callback(self._retiring.discard)
+        stopping.add_done_callback(_retrieve)
+        if self._connector is None or self._connector.done():
+            self._connector = asyncio.create_task(self._connect_forever(), name="ingest-kafka")
+
     async def close(self) -> None:
         if self._connector is not None:
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._connector
             self._connector = None
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         if self._producer is not None:
             producer, self._producer = self._producer, None
             # Records still buffered get their chance to be delivered before the process ends.
@@ -138,6 +160,8 @@ class KafkaEventPublisher:
         try:
             await asyncio.wait_for(self._send_all(producer, records), timeout=self._send_timeout)
         except (KafkaError, TimeoutError) as exc:
+            if isinstance(exc, KafkaError) and not isinstance(exc, KafkaTimeoutError):
+                self._retire(producer, exc)
             raise PublishUnavailableError(
                 f"Kafka did not acknowledge: {type(exc).__name__}"
             ) from exc
