@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 from healthscore.apikeys import MemoryKeyStore
 from schemas.events import EVENT_TYPES, parse_event
 from services.ingest.app import create_app
+from services.ingest.intake import KafkaRecord
 from services.ingest.settings import IngestSettings
-from tests.unit.test_ingest import RecordingPublisher
 
 EXAMPLES = {
     t: json.loads(
@@ -79,6 +79,19 @@ bodies = st.one_of(
     st.binary(max_size=200),
     documents.map(_encode).map(lambda b: b.replace(b'"', b"\xff", 1)),
 )
+
+
+class RecordingPublisher:
+    """Keeps what it was asked to publish (a hand-written fake behind the publisher port)."""
+
+    def __init__(self) -> None:
+        self.records: list[KafkaRecord] = []
+
+    async def publish(self, records: Sequence[KafkaRecord]) -> None:
+        self.records.extend(records)
+
+    async def ready(self) -> bool:
+        return True
 
 
 class Fuzz:
