@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,7 +254,7 @@ def create_scorer(
         if recovered.is_set() and feed.ready.is_set() and not app.rebalancing:
             await sweeper.run_once()
 
-    app.timer(settings.decay_interval_seconds, name="decay")(decay)
+    app.timer(settings.decay_interval_seconds, name="decay")(_logged(decay))
 
     async def report() -> None:
         input_topics = {*topics.events, topics.ticks}
@@ -276,7 +276,7 @@ def create_scorer(
             metrics.accounts.labels(status).set(index.status_counts.get(status, 0))
         metrics.due_accounts.set(index.due_count(clock.now().timestamp()))
 
-    app.timer(_LAG_INTERVAL_SECONDS, name="report")(report)
+    app.timer(_LAG_INTERVAL_SECONDS, name="report")(_logged(report))
 
     scorer = Scorer(
         settings=settings,
@@ -291,6 +291,20 @@ def create_scorer(
         recovered=recovered,
     )
     return scorer
+
+
+def _logged(timer: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """A faust timer dies with the first exception its function raises: log and carry on."""
+
+    async def run() -> None:
+        try:
+            await timer()
+        except Exception:
+            log.exception("timer run failed", extra={"timer": timer.__name__})
+
+    run.__name__ = timer.__name__
+    run.__qualname__ = timer.__qualname__
+    return run
 
 
 def _acker(stream: Any, event: Any) -> Any:
