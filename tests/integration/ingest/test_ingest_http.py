@@ -9,7 +9,7 @@ import pytest
 
 from healthscore.topics import Topics
 from schemas.events import parse_event
-from tests.integration.ingest.conftest import (
+from tests.integration.ingest.harness import (
     Keys,
     bearer,
     example,

@@ -14,7 +14,7 @@ from healthscore.kafka_admin import ensure_topics
 from healthscore.local import LocalKafka
 from healthscore.topics import Topics
 from schemas.events import parse_event
-from tests.integration.ingest.conftest import (
+from tests.integration.ingest.harness import (
     Ingest,
     Keys,
     bearer,
