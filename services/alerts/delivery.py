@@ -337,6 +337,16 @@ class DestinationWorker:
         claimed = await self._store.claim(self.name, now, limit, self._lease_until(limit, now))
         if not claimed:
             return 0
+        try:
+            return await self._deliver(claimed, now)
+        except asyncio.CancelledError:
+            # Stopping mid-round: hand the unrecorded rows back now rather than after the lease,
+            # so the next process retries them at once (a request already sent may repeat:
+            # at-least-once, same webhook-id).
+            await asyncio.shield(self._store.release([d.id for d in claimed]))
+            raise
+
+    async def _deliver(self, claimed: list[ClaimedDelivery], now: dt.datetime) -> int:
         expired = [d for d in claimed if self._expired(d, now)]
         expired_ids = {d.id for d in expired}
         live = [d for d in claimed if d.id not in expired_ids]

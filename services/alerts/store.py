@@ -111,6 +111,10 @@ class AlertStore(Protocol):
         """Record attempts and move their deliveries on (retry, delivered, dead_lettered)."""
         ...
 
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        """Give up the lease of claimed deliveries that were not recorded (a worker stopping)."""
+        ...
+
     async def next_due(self, destination: str) -> dt.datetime | None:
         """When the earliest pending delivery of ``destination`` may be claimed."""
         ...
@@ -319,6 +323,17 @@ class PostgresAlertStore:
             await conn.execute(update, update_rows)
             if attempt_rows:
                 await conn.execute(sa.insert(alert_delivery_attempts), attempt_rows)
+
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        if not delivery_ids:
+            return
+        d = alert_deliveries
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.update(d)
+                .where(d.c.id.in_(list(delivery_ids)), d.c.status == "pending")
+                .values(lease_until=None)
+            )
 
     async def next_due(self, destination: str) -> dt.datetime | None:
         d = alert_deliveries
