@@ -205,7 +205,8 @@ async def ingest_process(bootstrap: str, prefix: str, token: str) -> AsyncIterat
                 await asyncio.sleep(0.1)
         yield port, proc.pid
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), timeout=20)
         except TimeoutError:
