@@ -106,7 +106,9 @@ class Scorer:
             await service.stop()
 
     def worker(self, **kwargs: Any) -> faust.Worker:
-        return faust.Worker(self.app, *self.services, **kwargs)
+        worker = faust.Worker(self.app, *self.services, **kwargs)
+        worker.spinner = None  # terminal escape codes would corrupt the JSON log lines
+        return worker
 
 
 def create_scorer(
@@ -132,6 +134,9 @@ def create_scorer(
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,
         broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 4),
+        broker_rebalance_timeout=settings.rebalance_timeout_seconds,
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         producer_acks=-1,

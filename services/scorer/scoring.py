@@ -127,9 +127,9 @@ class AccountScorer:
         else:
             state = AccountState.from_bytes(stored.state)
         if not apply_event(state, event):
-            if stored is None or card is None:
+            if stored is None or record is None or card is None:
                 return NOTHING  # an event too old for the retention window of a new account
-            return self._republish(event.event_id, stored, state, card)
+            return self._republish(event.event_id, stored, record, state, card)
         header = None if stored is None else stored.header
         return self._rescore(
             header, state, card, now, cause="event", event=event, state_changed=True
@@ -239,17 +239,26 @@ class AccountScorer:
         )
 
     def _republish(
-        self, event_id: str, stored: AccountRecord, state: AccountState, card: bytes
+        self,
+        event_id: str,
+        stored: AccountRecord,
+        record: bytes,
+        state: AccountState,
+        card: bytes,
     ) -> Outcome:
         """A duplicate: the state already counts this event. After a crash the outputs of its
-        processing may be lost although the table write survived, so publish the latest state
-        again: health.status and PostgreSQL are idempotent; health.scores gets the change again
-        only when this very event caused the latest change (same record, same scored_at)."""
+        processing may be lost although the state survived (in the changelog, or only in the
+        local RocksDB store, which faust writes before the changelog), so write everything
+        again, unchanged: the table records (to the changelog), health.status and PostgreSQL are
+        idempotent; health.scores gets the change again only when this very event caused the
+        latest change (the same record, same scored_at)."""
         last = CardRecord.from_bytes(card)
         message = ScoreChanged.model_validate_json(last.score_changed_json)
         header = stored.header
         profile = profile_message(state.profile)
         return Outcome(
+            record=record,
+            card=card,
             scores=last.score_changed_json if last.cause_event_id == event_id else None,
             status=last.score_changed_json,
             persist=Persist(message.account_id, header.revision, stored.state, profile, message),

@@ -30,6 +30,14 @@ class ScorerSettings(CommonSettings):
     replication_factor: int = Field(
         default=1, ge=1, le=16, validation_alias="HEALTHSCORE_SCORER_REPLICATION_FACTOR"
     )
+    # A worker killed without leaving the group is noticed after this long; its partitions
+    # move to the others then (heartbeats go every session/4 seconds, at most 3 s).
+    session_timeout_seconds: float = Field(
+        default=10.0, ge=6, le=300, validation_alias="HEALTHSCORE_SCORER_SESSION_TIMEOUT"
+    )
+    rebalance_timeout_seconds: float = Field(
+        default=60.0, ge=1, le=600, validation_alias="HEALTHSCORE_SCORER_REBALANCE_TIMEOUT"
+    )
     commit_interval_seconds: float = Field(
         default=1.0, gt=0, le=60, validation_alias="HEALTHSCORE_SCORER_COMMIT_INTERVAL"
     )
