@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from healthscore.config import CommonSettings
 
@@ -12,6 +13,9 @@ MiB = 1024 * 1024
 
 
 class IngestSettings(CommonSettings):
+    # A validation error must not echo the environment: it holds the bootstrap key.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
     bootstrap_api_key: SecretStr | None = Field(
         default=None, validation_alias="HEALTHSCORE_BOOTSTRAP_API_KEY"
     )
@@ -40,12 +44,16 @@ class IngestSettings(CommonSettings):
     unavailable_retry_after_seconds: int = Field(
         default=5, ge=1, validation_alias="HEALTHSCORE_INGEST_RETRY_AFTER"
     )
-    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    readiness_timeout_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="HEALTHSCORE_INGEST_READINESS_TIMEOUT"
+    )
     key_refresh_seconds: float = Field(
         default=30.0, gt=0, validation_alias="HEALTHSCORE_API_KEY_REFRESH_SECONDS"
     )
     # An unknown key reloads the key table at most this often.
-    key_miss_refresh_seconds: float = Field(default=5.0, ge=0)
+    key_miss_refresh_seconds: float = Field(
+        default=5.0, ge=0, validation_alias="HEALTHSCORE_API_KEY_MISS_REFRESH_SECONDS"
+    )
 
     @model_validator(mode="after")
     def _burst_holds_a_full_batch(self) -> Self:
