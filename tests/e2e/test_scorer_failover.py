@@ -144,7 +144,7 @@ def replay(events: list[dict[str, Any]]) -> dict[str, tuple[AccountState, float,
     for raw in events:
         event = event_from_obj(raw)
         apply_event(states.setdefault(event.account_id, new_state(event.account_id)), event)
-    result = {}
+    result: dict[str, tuple[AccountState, float, str]] = {}
     for account, state in states.items():
         card = score(state, select(models, state.profile), NOW)
         result[account] = (state, card.score, card.status)

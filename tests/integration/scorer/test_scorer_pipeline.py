@@ -38,7 +38,9 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def _event(run: str, n: int, account: str, kind: str, at: dt.datetime, **payload: Any) -> dict:
+def _event(
+    run: str, n: int, account: str, kind: str, at: dt.datetime, **payload: Any
+) -> dict[str, Any]:
     return {
         "event_id": f"{run}-{account}-{n}",
         "account_id": account,
