@@ -114,6 +114,7 @@ async def start_infrastructure(
     from healthscore.db.migrations import migrate
     from healthscore.kafka_admin import delete_topics, ensure_topics
     from healthscore.local import LocalKafka, LocalPostgres
+    from healthscore.local.kafka import jars_cached
 
     began = time.monotonic()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
@@ -127,7 +128,11 @@ async def start_infrastructure(
             kafka = LocalKafka()
             starts.append(kafka.start())
             infra.cleanups.append(kafka.stop)
-            say("starting Kafka (first run: resolving its jars from Maven Central)")
+            say(
+                "starting Kafka"
+                if jars_cached()
+                else "starting Kafka (first run: resolving its jars from Maven Central)"
+            )
         if not server_url:
             postgres = LocalPostgres()
             starts.append(postgres.start())
