@@ -10,7 +10,11 @@ from healthscore.topics import Topics
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # env_ignore_empty: an empty variable (common in Helm and compose templates) means "unset",
+    # never an empty URL or secret.
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"

@@ -83,7 +83,8 @@ class RenewalAtRiskRule(_Rule):
 
 class _UsageSelector(_Rule):
     categories: tuple[str, ...] = Field(
-        default=("usage", "adoption", "engagement", "product_usage"),
+        # The usage categories of the shipped models (healthscore/engine/default_models).
+        default=("activation", "product adoption", "usage", "adoption", "product usage"),
         description="categories whose indicators measure product usage (case-insensitive)",
     )
     indicators: tuple[str, ...] = Field(
