@@ -25,6 +25,7 @@ class CommonSettings(BaseSettings):
     )
     topic_prefix: str = Field(default="", validation_alias="HEALTHSCORE_TOPIC_PREFIX")
     partitions: int = Field(default=6, ge=1, le=1024, validation_alias="HEALTHSCORE_PARTITIONS")
+    log_level: str = Field(default="INFO", validation_alias="HEALTHSCORE_LOG_LEVEL")
 
     @property
     def topics(self) -> Topics:

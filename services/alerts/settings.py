@@ -39,7 +39,6 @@ class AlertsSettings(CommonSettings):
     sweep_interval_seconds: float = Field(
         default=30.0, gt=0, le=3600, validation_alias="HEALTHSCORE_ALERTS_SWEEP_INTERVAL"
     )
-    log_level: str = Field(default="INFO", validation_alias="HEALTHSCORE_LOG_LEVEL")
 
 
 def get_settings() -> AlertsSettings:

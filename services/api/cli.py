@@ -17,8 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from services.api.app import create_app
     from services.api.settings import get_settings
 
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings.log_level)
     app = create_app(settings)
     # uvicorn's access log would print raw paths and query strings; request metrics cover it.
     uvicorn.run(
