@@ -7,6 +7,7 @@ valid events and wait for Kafka's acknowledgement → answer 202 (some accepted)
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from healthscore.apikeys import (
     PostgresKeyStore,
     authorize,
 )
+from healthscore.clock import Clock, clock_from_spec
 from healthscore.db.engine import create_db_engine
 from healthscore.topics import Topics
 from schemas.events import Event
@@ -78,11 +80,16 @@ class IngestService:
     limiter: TokenBucketLimiter
     metrics: IngestMetrics
     max_items: int
+    clock: Clock
+    max_future: dt.timedelta
 
     async def ingest(self, body: bytes, key: ApiKey) -> intake.Intake:
         try:
             result = intake.decode(
-                body, max_items=self.max_items, default_source=key.default_source
+                body,
+                max_items=self.max_items,
+                default_source=key.default_source,
+                latest=self.clock.now() + self.max_future,
             )
         except BatchTooLargeError as exc:
             self.metrics.reject("too_many_items", exc.items)
@@ -144,6 +151,7 @@ def create_app(
     publisher: EventPublisher | None = None,
     key_store: KeyStore | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Build the ingest app. Parts passed in are used as given (their owner starts and closes
     them); parts left out are built from ``settings`` and live as long as the app's lifespan."""
@@ -182,7 +190,13 @@ def create_app(
                 pub = kafka
             app.state.key_store = store
             app.state.ingest = IngestService(
-                settings.topics, pub, limiter, metrics, settings.max_batch_items
+                settings.topics,
+                pub,
+                limiter,
+                metrics,
+                settings.max_batch_items,
+                clock if clock is not None else clock_from_spec(settings.clock),
+                dt.timedelta(seconds=settings.max_future_seconds),
             )
             yield
 

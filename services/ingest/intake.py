@@ -7,6 +7,7 @@ errors. Field paths are the event's own (``payload.score``), without pydantic's 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,10 +91,14 @@ def _body_error(message: str, error_type: str) -> Intake:
     return Intake(items=0, rejected=[RejectedItem(index=None, errors=[error])], malformed=True)
 
 
-def decode(body: bytes, *, max_items: int, default_source: str) -> Intake:
+def decode(
+    body: bytes, *, max_items: int, default_source: str, latest: dt.datetime | None = None
+) -> Intake:
     """Validate a body; raises :class:`BatchTooLargeError` above ``max_items`` items.
 
-    ``default_source`` fills ``source`` where an item has none (the API key's source).
+    ``default_source`` fills ``source`` where an item has none (the API key's source). Items whose
+    ``occurred_at`` is after ``latest`` are refused: a far-future event time would move every
+    window of the account and push its history out of retention.
     """
     try:
         data = orjson.loads(body)
@@ -114,9 +119,39 @@ def decode(body: bytes, *, max_items: int, default_source: str) -> Intake:
         if isinstance(item, dict) and item.get("source") is None:
             item["source"] = default_source
     try:
-        return Intake(items=len(items), events=_BATCH_ADAPTER.validate_python(items))
+        result = Intake(items=len(items), events=_BATCH_ADAPTER.validate_python(items))
     except ValidationError as exc:
-        return _partial(items, exc)
+        result = _partial(items, exc)
+    return result if latest is None else _refuse_future(result, items, latest)
+
+
+def _refuse_future(result: Intake, items: list[Any], latest: dt.datetime) -> Intake:
+    if all(event.occurred_at <= latest for event in result.events):
+        return result
+    already = {r.index for r in result.rejected}
+    refused = [i for i, item in enumerate(items) if i not in already and _is_after(item, latest)]
+    error = FieldError(
+        field="occurred_at",
+        message=f"is in the future (later than {latest.isoformat()}, allowing for clock skew)",
+        type="future_event_time",
+    )
+    rejected = [
+        *result.rejected,
+        *(RejectedItem(index=i, event_id=_event_id(items[i]), errors=[error]) for i in refused),
+    ]
+    return Intake(
+        items=result.items,
+        events=[event for event in result.events if event.occurred_at <= latest],
+        rejected=sorted(rejected, key=lambda r: r.index or 0),
+    )
+
+
+def _is_after(item: Any, latest: dt.datetime) -> bool:
+    # Called for items that validated, so occurred_at is an RFC 3339 string with an offset.
+    try:
+        return dt.datetime.fromisoformat(item["occurred_at"]) > latest
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _partial(items: list[Any], exc: ValidationError) -> Intake:

@@ -38,6 +38,11 @@ class IngestSettings(CommonSettings):
     )
     # How long a request waits for Kafka's acknowledgement before answering 503. Below typical
     # client timeouts (30 s) so the client sees our 503 and Retry-After, not its own timeout.
+    # Event times later than the ingest clock plus this are refused (clock skew allowance).
+    max_future_seconds: float = Field(
+        default=3600.0, ge=0, validation_alias="HEALTHSCORE_INGEST_MAX_FUTURE_SECONDS"
+    )
+    clock: str = Field(default="system", validation_alias="HEALTHSCORE_CLOCK")
     send_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, validation_alias="HEALTHSCORE_INGEST_SEND_TIMEOUT"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
 from healthscore.apikeys import MemoryKeyStore
+from healthscore.clock import ManualClock
 from schemas.events import EVENT_TYPES, parse_event
 from services.ingest.app import create_app
 from services.ingest.intake import KafkaRecord
@@ -58,7 +60,7 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, **overrides: Any) -> None:
+    def __init__(self, clock: ManualClock | None = None, **overrides: Any) -> None:
         self.settings = IngestSettings(topic_prefix="unit.", **overrides)
         self.publisher = RecordingPublisher()
         self.store = MemoryKeyStore(bootstrap_token=BOOTSTRAP)
@@ -72,6 +74,7 @@ class Harness:
             publisher=self.publisher,
             key_store=self.store,
             monotonic=self.clock,
+            clock=clock,
         )
 
     def auth(self, token: str | None = None) -> dict[str, str]:
@@ -334,3 +337,27 @@ async def test_request_does_not_mutate_shared_examples(
     before = copy.deepcopy(body)
     await post(client, harness, body)
     assert body == before
+
+
+async def test_event_time_far_in_the_future_is_refused_per_item() -> None:
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    harness = Harness(clock=ManualClock(now), max_future_seconds=3600)
+    skewed = example("usage", event_id="skewed", occurred_at="2026-06-01T12:59:00Z")
+    future = example("usage", event_id="future", occurred_at="2026-06-01T13:01:00+00:00")
+    broken = example("usage", event_id="broken", occurred_at="2030-01-01T00:00:00Z", extra=1)
+    async with running(harness) as client:
+        response = await post(client, harness, [skewed, future, broken])
+    assert response.status_code == 202
+    body = response.json()
+    assert body["event_ids"] == ["skewed"]
+    rejected = {item["index"]: item["errors"] for item in body["rejected"]}
+    assert rejected[1] == [
+        {
+            "field": "occurred_at",
+            "message": "is in the future (later than 2026-06-01T13:00:00+00:00, "
+            "allowing for clock skew)",
+            "type": "future_event_time",
+        }
+    ]
+    assert [e["type"] for e in rejected[2]] == ["extra_forbidden"]  # reported once, not twice
+    assert len(harness.publisher.records) == 1
