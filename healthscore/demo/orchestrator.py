@@ -487,7 +487,7 @@ class Demo:
         live: Live | None = None
         if options.interactive:
             live = Live(
-                dashboard(state, self.phase),
+                dashboard(state, self.phase, self.console.size.height),
                 console=self.console,
                 refresh_per_second=1,
                 screen=False,
@@ -506,7 +506,7 @@ class Demo:
                     if task.done():
                         raise RuntimeError(f"{task.get_name()} stopped: {task.exception()!r}")
                 if live is not None:
-                    live.update(dashboard(state, self.phase))
+                    live.update(dashboard(state, self.phase, self.console.size.height))
                 elif now - last_line >= 5:
                     last_line = now
                     self.say(header_line(state, self.phase, time.time()))
@@ -515,7 +515,7 @@ class Demo:
             seen = drain_receiver(receiver, state, seen)
         finally:
             if live is not None:
-                live.update(dashboard(state, "finished"))
+                live.update(dashboard(state, "finished", self.console.size.height))
                 live.stop()
 
     def _summary(self, simulation: Simulation, state: DemoState) -> dict[str, Any]:

@@ -26,7 +26,7 @@ STATUSES: tuple[Status, ...] = ("red", "amber", "green")
 
 def driver_text(driver: Driver) -> str:
     def value(v: float | None) -> str:
-        return "-" if v is None else f"{v:g}"
+        return "-" if v is None else f"{v:.3g}"
 
     return (
         f"{driver.indicator} {value(driver.old_value)}\u2192{value(driver.new_value)} "
@@ -137,7 +137,9 @@ class DemoState:
                 old_status=change.old_status,
                 new_status=change.new_status,
                 score=change.new_score,
-                drivers=tuple(driver_text(d) for d in change.drivers[:3]),
+                drivers=tuple(
+                    driver_text(d) for d in change.drivers[:3] if abs(d.score_impact) >= 0.05
+                ),
             )
         )
 
@@ -158,7 +160,8 @@ class DemoState:
         elif destination == "crm" and isinstance(doc, dict):
             alert = (doc.get("data") or {}).get("alert") or {}
             rule = alert.get("rule")
-            text = f"{alert.get('rule')} {alert.get('account_id')}"
+            view = self.accounts.get(str(alert.get("account_id")))
+            text = f"{rule}: {view.account.name if view else alert.get('account_id')}"
         # Slack digests name several accounts; every message links to its accounts by id.
         ids = tuple(dict.fromkeys(self._id_pattern.findall(body.decode(errors="replace"))))
         for account_id in ids:

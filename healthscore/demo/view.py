@@ -34,8 +34,10 @@ def header_line(state: DemoState, phase: str, now: float) -> str:
     )
 
 
-def dashboard(state: DemoState, phase: str) -> RenderableType:
+def dashboard(state: DemoState, phase: str, height: int = 40) -> RenderableType:
+    """The live view, sized for a terminal ``height`` lines tall (one line per row)."""
     now = time.time()
+    rows = max(2, (height - 24) // 2)
     counts = state.per_status()
     statuses = Table(title="Accounts per status", expand=True)
     statuses.add_column("persona")
@@ -54,10 +56,11 @@ def dashboard(state: DemoState, phase: str) -> RenderableType:
         str(sum(1 for a in state.alerts_by_account.values() if a)),
     )
 
-    changes = Table(title="Latest status changes", expand=True)
-    for column in ("account", "persona", "from", "to", "score", "drivers"):
-        changes.add_column(column, overflow="fold")
-    for c in state.changes:
+    changes = Table(title="Latest status changes and their drivers", expand=True)
+    for column in ("account", "persona", "from", "to", "score"):
+        changes.add_column(column, no_wrap=True, overflow="ellipsis")
+    changes.add_column("drivers", no_wrap=True, overflow="ellipsis", ratio=1)
+    for c in list(state.changes)[:rows]:
         changes.add_row(
             c.name,
             c.persona,
@@ -70,8 +73,8 @@ def dashboard(state: DemoState, phase: str) -> RenderableType:
     alerts = Table(title="Alerts at the local Slack and CRM receiver", expand=True)
     alerts.add_column("age", justify="right")
     alerts.add_column("to")
-    alerts.add_column("message", overflow="fold")
-    for w in state.webhooks:
+    alerts.add_column("message", no_wrap=True, overflow="ellipsis", ratio=1)
+    for w in list(state.webhooks)[:rows]:
         alerts.add_row(f"{now - w.at:.0f}s", w.destination, w.text)
 
     return Panel(

@@ -21,9 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 DURATION = 60
 
 
-async def _run_demo(
-    kafka_bootstrap: str, postgres_url: str, summary_path: Path
-) -> tuple[int, str]:
+async def _run_demo(kafka_bootstrap: str, postgres_url: str, summary_path: Path) -> tuple[int, str]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
