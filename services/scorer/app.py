@@ -175,8 +175,9 @@ def create_scorer(
         metrics=metrics,
         on_change=index.mark_all_model_stale,
     )
+    account_scorer = AccountScorer(models, cache_size=settings.state_cache_size)
     handler = RecordHandler(
-        scorer=AccountScorer(models),
+        scorer=account_scorer,
         states=states,
         cards=cards,
         publisher=publisher,
@@ -219,6 +220,7 @@ def create_scorer(
         """After each recovery: index the accounts of the partitions this worker now owns."""
         started = time.perf_counter()
         recovered.clear()
+        account_scorer.forget_all()  # states may have moved: decode from the table again
         try:
             await asyncio.wait_for(feed.ready.wait(), _MODELS_WAIT_SECONDS)
         except TimeoutError:

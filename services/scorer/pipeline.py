@@ -72,7 +72,7 @@ class RecordHandler:
             record = self._states.get(key)
             card = self._cards.get(key)
             if isinstance(decoded, Tick):
-                outcome = self._scorer.on_tick(record, card, decoded.cause, now)
+                outcome = self._scorer.on_tick(decoded.account_id, record, card, decoded.cause, now)
             else:
                 outcome = self._scorer.on_event(record, card, decoded, now)
         except Exception as exc:

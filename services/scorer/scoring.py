@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from healthscore.engine import (
@@ -113,39 +114,80 @@ class AccountScorer:
 
     ``record`` is the account's current ``states`` table value (None for a new account) and
     ``card`` its ``cards`` value (None before its first published score).
+
+    Decoding a state costs more than scoring it, so the states of the ``cache_size`` most
+    recently used accounts stay decoded, each tagged with the revision it belongs to: a table
+    value of another revision (written by another worker, recovered from the changelog) is
+    decoded again. :meth:`forget_all` drops the cache (after a rebalance).
     """
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, *, cache_size: int = 5000) -> None:
         self._registry = registry
+        self._cache: OrderedDict[str, tuple[int, AccountState]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+
+    def _state(self, account_id: str, stored: AccountRecord) -> AccountState:
+        cached = self._cache.get(account_id)
+        if cached is not None and cached[0] == stored.header.revision:
+            self._cache.move_to_end(account_id)
+            return cached[1]
+        return AccountState.from_bytes(stored.state)
+
+    def _remember(self, account_id: str, revision: int, state: AccountState) -> None:
+        if self._cache_size <= 0:
+            return
+        self._cache[account_id] = (revision, state)
+        self._cache.move_to_end(account_id)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def on_event(
         self, record: bytes | None, card: bytes | None, event: Event, now: dt.datetime
     ) -> Outcome:
+        account_id = event.account_id
         stored = None if record is None else decode_account(record)
-        if stored is None:
-            state = new_state(event.account_id)
-        else:
-            state = AccountState.from_bytes(stored.state)
+        # apply_event mutates the (possibly cached) state: drop it from the cache until the
+        # outcome is complete, so a failure half-way never leaves a state the table lacks.
+        state = new_state(account_id) if stored is None else self._state(account_id, stored)
+        self._cache.pop(account_id, None)
         if not apply_event(state, event):
             if stored is None or record is None or card is None:
                 return NOTHING  # an event too old for the retention window of a new account
+            self._remember(account_id, stored.header.revision, state)  # not mutated
             return self._republish(event.event_id, stored, record, state, card)
         header = None if stored is None else stored.header
-        return self._rescore(
+        outcome = self._rescore(
             header, state, card, now, cause="event", event=event, state_changed=True
         )
+        if outcome.persist is not None:
+            self._remember(account_id, outcome.persist.revision, state)
+        return outcome
 
     def on_tick(
-        self, record: bytes | None, card: bytes | None, cause: TickCause, now: dt.datetime
+        self,
+        account_id: str,
+        record: bytes | None,
+        card: bytes | None,
+        cause: TickCause,
+        now: dt.datetime,
     ) -> Outcome:
         if record is None:
             return NOTHING  # the account's state is gone or never existed: nothing to rescore
         stored = decode_account(record)
-        state = AccountState.from_bytes(stored.state)
+        state = self._state(account_id, stored)
         tick_cause: ScoreCause = cause
-        return self._rescore(
+        outcome = self._rescore(
             stored.header, state, card, now, cause=tick_cause, event=None, state_changed=False
         )
+        self._remember(
+            account_id,
+            outcome.persist.revision if outcome.persist else stored.header.revision,
+            state,
+        )
+        return outcome
 
     def _rescore(
         self,

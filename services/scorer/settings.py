@@ -59,6 +59,11 @@ class ScorerSettings(CommonSettings):
     decay_ticks_per_second: float = Field(
         default=5000.0, gt=0, validation_alias="HEALTHSCORE_SCORER_DECAY_RATE"
     )
+    # Decoded states of the most recently used accounts kept in memory (decoding a state costs
+    # more than scoring it); 0 disables the cache.
+    state_cache_size: int = Field(
+        default=5000, ge=0, validation_alias="HEALTHSCORE_SCORER_STATE_CACHE"
+    )
     log_level: str = Field(default="INFO", validation_alias="HEALTHSCORE_LOG_LEVEL")
 
     @property

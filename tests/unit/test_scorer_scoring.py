@@ -45,8 +45,9 @@ def profile(stage: str, account: str = "acct-1") -> Event:
 class Account:
     """The table values of one account, updated the way the agent does."""
 
-    def __init__(self, scorer: AccountScorer) -> None:
+    def __init__(self, scorer: AccountScorer, account_id: str = "acct-1") -> None:
         self.scorer = scorer
+        self.account_id = account_id
         self.record: bytes | None = None
         self.card: bytes | None = None
 
@@ -59,7 +60,7 @@ class Account:
         return self.keep(self.scorer.on_event(self.record, self.card, event, now))
 
     def tick(self, now: dt.datetime, cause: Any = "time") -> Outcome:
-        return self.keep(self.scorer.on_tick(self.record, self.card, cause, now))
+        return self.keep(self.scorer.on_tick(self.account_id, self.record, self.card, cause, now))
 
 
 @pytest.fixture
@@ -210,3 +211,19 @@ def test_published_json_is_a_valid_score_changed(account: Account) -> None:
     assert message.account_id == "acct-1"
     assert message.categories
     assert message.indicators
+
+
+def test_the_decoded_state_cache_never_changes_an_outcome() -> None:
+    cached = AccountScorer(ModelRegistry(), cache_size=2)
+    uncached = AccountScorer(ModelRegistry(), cache_size=0)
+    accounts = {name: (Account(cached, name), Account(uncached, name)) for name in ("a", "b", "c")}
+    sequence = [(name, n) for n in range(12) for name in ("a", "b", "c")]
+    for step, (name, n) in enumerate(sequence):
+        with_cache, without = accounts[name]
+        event = login(n % 9, account=name, days_ago=n % 5, user=f"u{n % 4}")  # repeats ids
+        assert with_cache.event(event) == without.event(event)
+        if step % 7 == 0:
+            later = NOW + (step % 3) * DAY
+            assert with_cache.tick(later) == without.tick(later)
+    for with_cache, without in accounts.values():
+        assert with_cache.record == without.record
