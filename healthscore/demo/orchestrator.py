@@ -12,7 +12,8 @@ Order of events (each step waits for the previous with a deadline):
 3. The local receiver that plays Slack (``/slack``, via ``HEALTHSCORE_SLACK_WEBHOOK_URL``) and a
    CRM (``/crm``, signed Standard Webhooks) runs inside the demo; ingest, scorer and api start as
    child processes (``healthscore <service>``), each in its own process group, and the demo waits
-   for each ``/readyz``.
+   for each ``/readyz``. The shipped health models are then published through the api (draft,
+   publish), so the scorers run published versions from ``health.models``.
 4. Pre-seeding: the simulator sends ``--history-days`` of ordinary history for every account
    through ingest as fast as ``--rate`` allows, and the demo waits until the scorer has consumed
    it. The alerts service then starts with its consumer group positioned at the end of
@@ -49,6 +50,7 @@ from rich.console import Console
 from rich.live import Live
 
 from healthscore.clock import AcceleratedClock
+from healthscore.demo.models import publish_shipped_models
 from healthscore.demo.observe import (
     SendLog,
     commit_group_at_end,
@@ -224,6 +226,7 @@ class Demo:
         self.options = options
         self.console = console
         self.timings: dict[str, float] = {}
+        self.published_models: list[tuple[str, int]] = []
         self.began = time.monotonic()
         self.workdir = Path(tempfile.mkdtemp(prefix="healthscore-demo-"))
         self.services: dict[str, ServiceProcess] = {}
@@ -330,6 +333,13 @@ class Demo:
             self.phase = "starting services"
             await self._start(client, ingest, scorer, api)
             self.timings["services"] = time.monotonic() - began
+            self.published_models = await publish_shipped_models(
+                client, f"http://127.0.0.1:{ports['api']}", api_key
+            )
+            self.say(
+                "health models published through the api: "
+                + ", ".join(f"{m} v{v}" for m, v in self.published_models)
+            )
 
             def on_sent(events: Any, at: float) -> None:
                 state.on_sent(len(events), at)
@@ -536,6 +546,7 @@ class Demo:
                 "history": simulation.history_events,
                 "throttled": stats.throttled,
             },
+            "models_published": dict(self.published_models),
             "accounts_per_status": state.per_status(),
             "alerts_by_rule": dict(sorted(state.alerts_by_rule.items())),
             "webhooks_received": dict(state.received),

@@ -49,6 +49,7 @@ class AccountView:
     status: Status | None = None
     score: float | None = None
     model_id: str | None = None
+    model_version: int | None = None
     statuses_seen: list[Status] = field(default_factory=list)  # since the live phase began
 
 
@@ -116,10 +117,11 @@ class DemoState:
         view = self.accounts.get(change.account_id)
         if view is None:
             return
-        view.status, view.score, view.model_id = (
+        view.status, view.score, view.model_id, view.model_version = (
             change.new_status,
             change.new_score,
             change.model_id,
+            change.model_version,
         )
         if latency is not None and self.live:
             self.latencies.append(latency)
@@ -220,6 +222,7 @@ class DemoState:
                 "status": v.status,
                 "score": v.score,
                 "model_id": v.model_id,
+                "model_version": v.model_version,
                 "statuses_seen_live": v.statuses_seen,
                 "alerts": dict(self.alerts_by_account.get(v.account.account_id, {})),
                 "receiver_destinations": sorted(

@@ -77,6 +77,12 @@ async def test_the_demo_shows_every_persona(summary: dict[str, Any]) -> None:
     assert summary["latency_seconds"]["samples"] > 0
     assert summary["latency_seconds"]["p99"] < 30
 
+    # The shipped models were published through the api, and the scorer scores with them.
+    published = summary["models_published"]
+    assert set(published) == {"adoption", "onboarding", "renewal"}, output
+    for account in summary["accounts"]:
+        assert account["model_version"] == published[account["model_id"]], account
+
     # Churning accounts end red, and their alerts reached the local Slack and CRM receiver.
     for account in _accounts(summary, "churning"):
         assert account["status"] == "red", account
