@@ -491,7 +491,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--per-account", type=int, default=20)
-    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument(
+        "--rate",
+        type=int,
+        action="append",
+        default=None,
+        help="offered load(s) for the latency run (default 1000 and 250)",
+    )
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--sweep-accounts", type=int, default=100_000)
     parser.add_argument("--sweep-rate", type=float, default=20_000)
@@ -503,7 +509,8 @@ async def main() -> None:
         if "saturation" not in args.skip:
             await saturation(bootstrap, server, args.accounts, args.per_account)
         if "latency" not in args.skip:
-            await latency(bootstrap, server, args.rate, args.seconds)
+            for rate in args.rate or [1000, 250]:
+                await latency(bootstrap, server, rate, args.seconds)
         if "memory" not in args.skip:
             print("memory per account (memory:// store values + due-index):")
             template = memory_template(500, 20)

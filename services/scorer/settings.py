@@ -59,6 +59,9 @@ class ScorerSettings(CommonSettings):
     decay_ticks_per_second: float = Field(
         default=5000.0, gt=0, validation_alias="HEALTHSCORE_SCORER_DECAY_RATE"
     )
+    producer_linger_seconds: float = Field(
+        default=0.005, ge=0, le=1, validation_alias="HEALTHSCORE_SCORER_PRODUCER_LINGER"
+    )
     # Decoded states of the most recently used accounts kept in memory (decoding a state costs
     # more than scoring it); 0 disables the cache.
     state_cache_size: int = Field(
