@@ -128,8 +128,14 @@ def decode(
 def _refuse_future(result: Intake, items: list[Any], latest: dt.datetime) -> Intake:
     if all(event.occurred_at <= latest for event in result.events):
         return result
+    # The events are the items without errors, in order: judge each by its parsed event time
+    # (re-parsing the raw string would miss RFC 3339 forms datetime.fromisoformat refuses, such
+    # as a lower-case "z", and drop the item without reporting it).
     already = {r.index for r in result.rejected}
-    refused = [i for i, item in enumerate(items) if i not in already and _is_after(item, latest)]
+    valid = [i for i in range(len(items)) if i not in already]
+    refused = [
+        i for i, event in zip(valid, result.events, strict=True) if event.occurred_at > latest
+    ]
     error = FieldError(
         field="occurred_at",
         message=f"is in the future (later than {latest.isoformat()}, allowing for clock skew)",
@@ -144,14 +150,6 @@ def _refuse_future(result: Intake, items: list[Any], latest: dt.datetime) -> Int
         events=[event for event in result.events if event.occurred_at <= latest],
         rejected=sorted(rejected, key=lambda r: r.index or 0),
     )
-
-
-def _is_after(item: Any, latest: dt.datetime) -> bool:
-    # Called for items that validated, so occurred_at is an RFC 3339 string with an offset.
-    try:
-        return dt.datetime.fromisoformat(item["occurred_at"]) > latest
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 def _partial(items: list[Any], exc: ValidationError) -> Intake:

@@ -361,3 +361,23 @@ async def test_event_time_far_in_the_future_is_refused_per_item() -> None:
     ]
     assert [e["type"] for e in rejected[2]] == ["extra_forbidden"]  # reported once, not twice
     assert len(harness.publisher.records) == 1
+
+
+async def test_future_event_time_in_any_rfc3339_form_is_reported_not_dropped() -> None:
+    # Lower-case "t"/"z" are valid RFC 3339 that datetime.fromisoformat refuses: such an item
+    # must still be listed as rejected, never vanish from both accepted and rejected.
+    now = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+    harness = Harness(clock=ManualClock(now), max_future_seconds=3600)
+    ok = example("usage", event_id="ok", occurred_at="2026-06-01t11:00:00z")
+    future = example("usage", event_id="future", occurred_at="2026-06-01t13:01:00z")
+    async with running(harness) as client:
+        response = await post(client, harness, [ok, future])
+        alone = await post(client, harness, future)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["event_ids"] == ["ok"]
+    assert [(r["index"], r["event_id"]) for r in body["rejected"]] == [(1, "future")]
+    assert body["rejected"][0]["errors"][0]["type"] == "future_event_time"
+    assert alone.status_code == 422
+    assert [r["event_id"] for r in alone.json()["rejected"]] == ["future"]
+    assert len(harness.publisher.records) == 1
