@@ -11,9 +11,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import DBAPIError
 
 from healthscore.apikeys import KeyStore, PostgresKeyStore
 from healthscore.clock import Clock, clock_from_spec
@@ -154,12 +156,28 @@ def _install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = RETRY_AFTER_SECONDS
         return response
 
+    @app.exception_handler(DBAPIError)
+    async def database(_: Request, exc: DBAPIError) -> JSONResponse:
+        if not _bad_value(exc):
+            raise exc  # a database fault: 500
+        # The value itself is not echoed: it may be anything a client sent.
+        return _error(422, "a value is out of range or holds characters that cannot be stored")
+
     @app.exception_handler(HTTPException)
     async def http(_: Request, exc: HTTPException) -> JSONResponse:
         response = _error(exc.status_code, str(exc.detail))
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+
+def _bad_value(exc: DBAPIError) -> bool:
+    """Whether the database refused a value the request carried rather than failing: asyncpg
+    cannot encode a parameter (an integer beyond the column's range) or PostgreSQL raised a data
+    exception (SQLSTATE class 22: a NUL character in text or JSON, a value out of range)."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    client_side = isinstance(cause, asyncpg.InterfaceError) and isinstance(cause, ValueError)
+    return client_side or isinstance(cause, asyncpg.exceptions.DataError)
 
 
 class _MetricsMiddleware:

@@ -112,6 +112,21 @@ async def test_bad_sort_and_cursor_are_client_errors(api: Api, db: AsyncEngine) 
     assert other.status_code == 422  # a cursor only continues the listing that issued it
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/accounts/a%00b",
+        "/v1/accounts/a%00b/history",
+        "/v1/accounts?owner=a%00b",
+        "/v1/alerts?account_id=a%00b",
+        "/v1/alerts?rule=a%00b",
+    ],
+)
+async def test_a_nul_character_in_a_filter_is_422_not_500(api: Api, url: str) -> None:
+    answer = await api.client.get(url, headers=ADMIN)
+    assert answer.status_code == 422, answer.text
+
+
 async def test_account_detail_with_breakdown_and_paged_history(api: Api, db: AsyncEngine) -> None:
     states = await seed_accounts(db, SEEDS[:2], history=lambda seed: 7)
     answer = await api.client.get("/v1/accounts/acme?history_limit=3", headers=ADMIN)

@@ -250,6 +250,26 @@ async def test_unusable_bodies_are_rejected(
         assert [e["path"] for e in answer.json()["errors"]] == [path]
 
 
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "/v1/models/adoption/versions/99999999999", None),
+        ("GET", "/v1/models/adoption/diff?from=99999999999&to=current", None),
+        ("POST", "/v1/models/adoption/rollback", b'{"version": 99999999999}'),
+        ("GET", "/v1/models/a%00b", None),
+        ("GET", "/v1/models/a%00b/draft", None),
+        ("POST", "/v1/models", b'{"id": "nul", "name": "a\\u0000b"}'),
+    ],
+)
+async def test_values_the_database_cannot_hold_are_422_not_500(
+    api: Api, method: str, url: str, body: bytes | None
+) -> None:
+    # A version beyond PostgreSQL's integer, a NUL in a path or a JSON string: bad input.
+    answer = await api.client.request(method, url, content=body, headers=JSON)
+    assert answer.status_code == 422, answer.text
+    assert "99999999999" not in answer.text  # the refused value is not echoed
+
+
 async def test_drafts_conflict_size_limit_and_id_mismatch(api: Api) -> None:
     body = orjson.dumps(smb_model())
     assert (await api.client.post("/v1/models", content=body, headers=JSON)).status_code == 201
