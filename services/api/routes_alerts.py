@@ -11,7 +11,9 @@ requires an API key with the ``read`` (or ``admin``) scope, like the account rou
 Routes:
 
 - ``GET /v1/alerts``: newest first, filter by ``account_id``, ``rule``, ``delivery_status``;
-  keyset paging with ``before`` (the ``next_before`` of the previous page).
+  keyset paging with ``before`` and ``before_id`` (the ``next_before`` and ``next_before_id`` of
+  the previous page: alerts share ``raised_at`` often, e.g. every alert of one time sweep, so
+  the time alone would skip the rest of a tie at a page boundary).
 - ``GET /v1/alerts/dead-letters``: deliveries given up on, newest first, by ``destination``.
 - ``GET /v1/alerts/{alert_id}``: one alert with every delivery and every attempt.
 - ``GET /v1/accounts/{account_id}/alerts``: the alerts of one account, newest first.
@@ -80,6 +82,7 @@ class AlertOut(BaseModel):
 class AlertPageOut(BaseModel):
     items: list[AlertOut]
     next_before: dt.datetime | None
+    next_before_id: str | None = None
 
 
 class DeadLetterOut(BaseModel):
@@ -145,6 +148,7 @@ async def list_alerts(
     delivery_status: DeliveryStatus | None,
     before: dt.datetime | None,
     limit: int,
+    before_id: str | None = None,
 ) -> AlertPageOut:
     query = sa.select(_a).order_by(_a.c.raised_at.desc(), _a.c.alert_id.desc()).limit(limit + 1)
     if account_id is not None:
@@ -155,7 +159,15 @@ async def list_alerts(
         query = query.where(
             sa.exists().where(_d.c.alert_id == _a.c.alert_id, _d.c.status == delivery_status)
         )
-    if before is not None:
+    if before is not None and before_id is not None:
+        # The page order is (raised_at, alert_id) descending: continue right after that row.
+        query = query.where(
+            sa.or_(
+                _a.c.raised_at < before,
+                sa.and_(_a.c.raised_at == before, _a.c.alert_id < before_id),
+            )
+        )
+    elif before is not None:
         query = query.where(_a.c.raised_at < before)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
@@ -176,7 +188,12 @@ async def list_alerts(
     for d in deliveries:
         by_alert.setdefault(d.alert_id, []).append(_delivery(d))
     items = [_alert(r, by_alert.get(r.alert_id, [])) for r in page]
-    return AlertPageOut(items=items, next_before=page[-1].raised_at if more and page else None)
+    last = page[-1] if more and page else None
+    return AlertPageOut(
+        items=items,
+        next_before=last.raised_at if last is not None else None,
+        next_before_id=last.alert_id if last is not None else None,
+    )
 
 
 def _alert(row: Any, deliveries: list[DeliveryOut]) -> AlertOut:
@@ -273,6 +290,7 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
         rule: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies query defaults
         delivery_status: DeliveryStatus | None = None,
         before: dt.datetime | None = None,
+        before_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> AlertPageOut:
         """List alerts newest first, with their delivery state per destination."""
@@ -282,6 +300,7 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
             rules=rule,
             delivery_status=delivery_status,
             before=before,
+            before_id=before_id,
             limit=limit,
         )
 
@@ -309,11 +328,18 @@ def alerts_router(engine: Callable[..., AsyncEngine] = engine_from_state) -> API
         _: Reader,
         db: AsyncEngine = db_engine,
         before: dt.datetime | None = None,
+        before_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> AlertPageOut:
         """List one account's alerts newest first, with their delivery state."""
         return await list_alerts(
-            db, account_id=account_id, rules=(), delivery_status=None, before=before, limit=limit
+            db,
+            account_id=account_id,
+            rules=(),
+            delivery_status=None,
+            before=before,
+            before_id=before_id,
+            limit=limit,
         )
 
     return router

@@ -81,3 +81,34 @@ async def test_alert_log_deliveries_attempts_and_dead_letters(db: Any) -> None:
     ]
     assert missing.status_code == 404
     assert none["items"] == []
+
+
+async def test_paging_never_skips_alerts_raised_at_the_same_time(db: Any) -> None:
+    # Every alert of one time sweep (and every rule fired by one record) shares raised_at.
+    store = PostgresAlertStore(db)
+    raised = []
+    for account in ("a1", "a2", "a3", "a4", "a5"):
+        change = score_changed(account, "amber", "red", at=NOW)
+        (alert,) = evaluate(default_rules(), change, RuleState(), NOW).alerts
+        raised.append(NewAlert(alert, breakdown_of(change), ("health.alerts",)))
+    await store.save([], raised, NOW)
+
+    app = FastAPI()
+    app.include_router(alerts_router(engine=lambda: db))
+    app.dependency_overrides[require_read] = lambda: ApiKey("k", "test", frozenset({"read"}))
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 2}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        for _ in range(10):
+            page = (await client.get("/v1/alerts", params=params)).json()
+            seen += [a["alert_id"] for a in page["items"]]
+            if page["next_before"] is None:
+                break
+            params = {
+                "limit": 2,
+                "before": page["next_before"],
+                "before_id": page["next_before_id"],
+            }
+    assert sorted(seen) == sorted(n.alert.alert_id for n in raised)
+    assert len(seen) == len(set(seen))

@@ -180,6 +180,6 @@ async def test_alert_log_is_part_of_the_api(api: Api, ingest_only_token: str) ->
     assert (await api.client.get("/v1/alerts", headers=ingest)).status_code == 403
     log = await api.client.get("/v1/alerts", headers=ADMIN)
     assert log.status_code == 200, log.text
-    assert log.json() == {"items": [], "next_before": None}
+    assert log.json() == {"items": [], "next_before": None, "next_before_id": None}
     account = await api.client.get("/v1/accounts/acme/alerts", headers=ADMIN)
     assert account.status_code == 200, account.text
