@@ -210,8 +210,11 @@ class ScoresConsumer:
         except Exception:
             # The database is down or failing: rewind so the batch is read again, and wait.
             log.exception("processing health.scores failed; retrying the batch")
+            # A partition revoked meanwhile (a rebalance during the outage) is re-read by its new
+            # owner from the committed offset; seeking it would raise and end this loop for good.
+            assigned = self._consumer.assignment()
             for tp, batch in ordered:
-                if batch:
+                if batch and tp in assigned:
                     self._consumer.seek(tp, batch[0].offset)
             await asyncio.sleep(self._retry_seconds)  # back off before retrying the database
             return
