@@ -62,6 +62,17 @@ async def _default_replication(admin: AIOKafkaAdminClient) -> int:
     return max(1, min(3, len(cluster.get("brokers", []))))
 
 
+def _configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    """The spec's configs, plus ``min.insync.replicas`` = replicas - 1 (at least 1).
+
+    acks=all only waits for the in-sync replicas; with the broker default of 1 an acknowledged
+    record can live on the leader alone and vanish with it. With 3 replicas, 2 must have it.
+    """
+    configs = {"min.insync.replicas": str(max(1, replication_factor - 1))}
+    configs.update(spec.config)
+    return configs
+
+
 async def ensure_topics(
     bootstrap: str,
     specs: Iterable[TopicSpec],
@@ -90,7 +101,7 @@ async def ensure_topics(
         if missing:
             rf = replication_factor or await _default_replication(admin)
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, rf, topic_configs=dict(s.config)) for s in missing]
+                [NewTopic(s.name, s.partitions, rf, topic_configs=_configs(s, rf)) for s in missing]
             )
             for topic, code, *rest in response.topic_errors:
                 if code not in (_NO_ERROR, _TOPIC_ALREADY_EXISTS):

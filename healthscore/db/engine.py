@@ -26,9 +26,10 @@ def create_db_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     ``pool_pre_ping`` lets a service survive a PostgreSQL restart without serving errors from
     stale pooled connections; keyword arguments override the defaults (tests pass
-    ``poolclass=NullPool``).
+    ``poolclass=NullPool``). ``hide_parameters`` keeps bound values (alert bodies, account names,
+    owners) out of the error messages that services log.
     """
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     options.update(kwargs)
     return create_async_engine(url, **options)
 
