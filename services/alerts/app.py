@@ -191,6 +191,8 @@ class AlertsService:
                 for name, w in self.workers.items()
             ),
         ]
+        for task in self._tasks:
+            task.add_done_callback(_report_stopped)
         log.info(
             "alerts service started",
             extra={
@@ -233,7 +235,13 @@ class AlertsService:
             self.engine = None
 
     async def ready(self) -> dict[str, bool]:
-        checks = {"database": False, "kafka": False}
+        # A background loop that ended (it only ends on an unexpected error) means alerts are no
+        # longer evaluated or delivered: not ready, so the orchestrator restarts the process.
+        checks = {
+            "database": False,
+            "kafka": False,
+            "tasks": bool(self._tasks) and not any(t.done() for t in self._tasks),
+        }
         if self.engine is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2), self.engine.connect() as conn:
@@ -248,6 +256,15 @@ class AlertsService:
 
     def destination_health(self) -> dict[str, bool]:
         return {name: w.healthy for name, w in self.workers.items()}
+
+
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "background task stopped",
+            exc_info=task.exception(),
+            extra={"task": task.get_name()},
+        )
 
 
 def create_service(
@@ -289,7 +306,7 @@ def create_http_app(service: AlertsService) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(response: Response) -> dict[str, object]:
-        """Database and Kafka reachable."""
+        """Database and Kafka reachable, background loops running."""
         checks = await service.ready()
         ok = all(checks.values())
         response.status_code = 200 if ok else 503

@@ -7,13 +7,16 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from healthscore.topics import Topics
+from healthscore.webhook_receiver import WebhookReceiver
 from services.alerts.consumer import ScoreRecord, ScoresConsumer
+from tests.integration.alerts.conftest import make_config, make_settings, running
 from tests.support import produce
 
 pytestmark = pytest.mark.integration
@@ -70,3 +73,20 @@ async def test_a_failed_batch_of_a_revoked_partition_does_not_stop_consumption(
         await consumer.stop()
     assert processor.failed
     assert {r.partition for r in getter.result()} == {other}
+
+
+async def test_a_stopped_background_loop_makes_the_service_unready(
+    kafka_bootstrap: str,
+    topics: Topics,
+    database_url: str,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, [{"name": "crm", "type": "webhook", "url": receiver.url("/c")}])
+    async with running(make_settings(kafka_bootstrap, database_url, topics), config) as service:
+        assert await service.ready() == {"database": True, "kafka": True, "tasks": True}
+        sweep = next(t for t in service._tasks if t.get_name() == "alerts-sweep")
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(sweep, 10)
+        assert (await service.ready())["tasks"] is False
