@@ -286,6 +286,7 @@ def mismatches(
     return bad
 
 
+@pytest.mark.timeout(600)
 async def test_two_workers_one_killed_mid_stream_equal_the_pure_replay(
     kafka_bootstrap: str, database_url: str, topics: Topics, tmp_path: Path
 ) -> None:
@@ -335,7 +336,7 @@ async def test_two_workers_one_killed_mid_stream_equal_the_pure_replay(
             return not last
 
         try:
-            await wait_for(converged, timeout=300, interval=1.0, message="PostgreSQL = replay")
+            await wait_for(converged, timeout=240, interval=1.0, message="PostgreSQL = replay")
         except TimeoutError:
             pytest.fail(f"{len(last)} accounts differ, e.g. {last[:5]}")
     elapsed = time.monotonic() - started
