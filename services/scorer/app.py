@@ -25,13 +25,15 @@ from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
-from mode import Service
+from mode import CrashingSupervisor, Service
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthscore.clock import Clock, clock_from_spec
 from healthscore.db import create_db_engine
 from healthscore.engine import PublishedModel
+from healthscore.kafka_admin import ensure_topics
+from healthscore.topics import TopicSpec
 from services.scorer.decay import DecaySweeper
 from services.scorer.due_index import DueIndex
 from services.scorer.http import HealthServer
@@ -47,6 +49,7 @@ from services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
+TABLES = ("states", "cards")
 _LAG_INTERVAL_SECONDS = 5.0
 _MODELS_WAIT_SECONDS = 60.0
 
@@ -94,8 +97,30 @@ class Scorer:
             self.recovered.is_set() and self.model_feed.ready.is_set() and not self.app.rebalancing
         )
 
+    def changelog_topics(self) -> tuple[TopicSpec, ...]:
+        """The tables' changelog topics: compacted, co-partitioned with the event topics."""
+        return tuple(
+            TopicSpec(
+                f"{self.settings.app_id}-{name}-changelog",
+                self.settings.partitions,
+                {"cleanup.policy": "compact"},
+            )
+            for name in TABLES
+        )
+
+    async def ensure_changelog_topics(self) -> None:
+        """Create the changelog topics before the worker joins its group. Left to faust, two
+        workers starting together race to create them, and the one that loses sees a topic
+        without partitions in its metadata and crashes its agent (PartitionsMismatch)."""
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            self.changelog_topics(),
+            replication_factor=self.settings.replication_factor,
+        )
+
     async def start(self) -> None:
         """Start in the running event loop (tests, benchmarks); the CLI uses a faust Worker."""
+        await self.ensure_changelog_topics()
         for service in self.services:
             await service.start()
         await self.app.start()
@@ -215,7 +240,10 @@ def create_scorer(
         async for event in manual.events():
             await handler.handle(event.message, _acker(manual, event))
 
-    app.agent(inputs, name="score", concurrency=1)(score)
+    # An agent that fails outside the per-record dead-letter path crashes the worker (to be
+    # restarted, its uncommitted records redelivered) instead of being restarted in place with
+    # its in-flight records never acked.
+    app.agent(inputs, name="score", concurrency=1, supervisor_strategy=CrashingSupervisor)(score)
 
     def active_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.ticks}

@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-create-topics",
         action="store_true",
-        help="do not create missing topics at start (they are created by default)",
+        help="do not create missing product topics at start (the scorer's own changelog"
+        " topics are always created)",
     )
 
 
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     scorer = create_scorer(settings)
+    asyncio.run(scorer.ensure_changelog_topics())
     worker = scorer.worker(
         loglevel=settings.log_level,
         logging_config=logging_config(settings.log_level),
