@@ -44,6 +44,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Benchmarks print figures next to a baseline measured in the same run (see each script's
+# docstring). They use KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set, else start local servers.
+bench: install
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/scorer.py
+	$(BIN)/python bench/alerts.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
