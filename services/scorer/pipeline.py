@@ -115,7 +115,7 @@ class RecordHandler:
                 outcome.next_rescore_epoch,
                 outcome.current_status,
             )
-        change = outcome.change
+        change = outcome.published
         if change is not None:
             self._metrics.score_changes.labels(change.old_status or "none", change.new_status).inc()
 

@@ -31,9 +31,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from healthscore.db.tables.scores import account_scores, score_history
-from schemas.messages import AccountProfile, ScoreChanged
+from schemas.messages import AccountProfile
 from services.scorer.metrics import ScorerMetrics
-from services.scorer.scoring import Persist
+from services.scorer.scoring import Change, Persist
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _profile_values(profile: AccountProfile) -> dict[str, Any]:
     return values
 
 
-def current_row(persist: Persist, change: ScoreChanged) -> dict[str, Any]:
+def current_row(persist: Persist, change: Change) -> dict[str, Any]:
     row = {
         "account_id": persist.account_id,
         "score": change.new_score,
@@ -63,9 +63,9 @@ def current_row(persist: Persist, change: ScoreChanged) -> dict[str, Any]:
         ),
         "model_id": change.model_id,
         "model_version": change.model_version,
-        "categories": [c.model_dump(mode="json") for c in change.categories],
-        "indicators": [i.model_dump(mode="json") for i in change.indicators],
-        "drivers": [d.model_dump(mode="json") for d in change.drivers],
+        "categories": change.categories,
+        "indicators": change.indicators,
+        "drivers": change.drivers,
         "cause": change.cause,
         "state": persist.state,
         "state_revision": persist.revision,
@@ -87,7 +87,7 @@ def state_row(persist: Persist) -> dict[str, Any]:
     return row
 
 
-def history_row(change: ScoreChanged) -> dict[str, Any]:
+def history_row(change: Change) -> dict[str, Any]:
     return {
         "account_id": change.account_id,
         "scored_at": change.scored_at,
@@ -99,8 +99,8 @@ def history_row(change: ScoreChanged) -> dict[str, Any]:
         "model_version": change.model_version,
         "cause": change.cause,
         "event_time": change.event_time,
-        "drivers": [d.model_dump(mode="json") for d in change.drivers],
-        "categories": [c.model_dump(mode="json") for c in change.categories],
+        "drivers": change.drivers,
+        "categories": change.categories,
     }
 
 
@@ -140,15 +140,15 @@ class _Pending:
 
     __slots__ = ("change", "persist")
 
-    def __init__(self, persist: Persist, change: ScoreChanged | None) -> None:
+    def __init__(self, persist: Persist, change: Change | None) -> None:
         self.persist = persist
         self.change = change
 
     def merge(self, persist: Persist) -> None:
         if persist.revision < self.persist.revision:
             return  # an older redelivery: the newer state already waits here
-        if persist.change is not None:
-            self.change = persist.change
+        if persist.published is not None:
+            self.change = persist.published
         self.persist = persist
 
 
@@ -208,11 +208,11 @@ class PostgresScoreWriter:
         if persist is not None:
             pending = self._rows.get(persist.account_id)
             if pending is None:
-                self._rows[persist.account_id] = _Pending(persist, persist.change)
+                self._rows[persist.account_id] = _Pending(persist, persist.published)
             else:
                 pending.merge(persist)
-            if persist.change is not None:
-                self._history.append(history_row(persist.change))
+            if persist.published is not None:
+                self._history.append(history_row(persist.published))
         self._acks.append(ack)
         self._records += 1
         self._idle.clear()

@@ -227,3 +227,50 @@ def test_the_decoded_state_cache_never_changes_an_outcome() -> None:
             assert with_cache.tick(later) == without.tick(later)
     for with_cache, without in accounts.values():
         assert with_cache.record == without.record
+
+
+def test_published_json_is_exactly_what_pydantic_emits(registry: ModelRegistry) -> None:
+    """The change JSON is built without pydantic: it must be byte for byte the message's own
+    serialisation, for every kind of change (first, event, decay, drivers, profile, offsets)."""
+    scorer = AccountScorer(registry)
+    account = Account(scorer)
+    events = [
+        profile("adoption"),
+        login(1, days_ago=20),
+        login(2, days_ago=3, user="u2"),
+        login(3, days_ago=0, user="u3"),
+        event_from_obj(
+            {
+                "event_id": "ticket-1",
+                "account_id": "acct-1",
+                "type": "ticket",
+                "occurred_at": "2024-05-30T10:00:00.250+02:00",
+                "payload": {
+                    "ticket_id": "t1",
+                    "status": "opened",
+                    "priority": "urgent",
+                    "text": "Broken again",
+                },
+            }
+        ),
+    ]
+    outcomes = [account.event(event) for event in events]
+    outcomes.append(account.tick(NOW + 45 * DAY))
+    published = [o.scores for o in outcomes if o.scores is not None]
+    assert len(published) >= 4
+    for value in published:
+        message = ScoreChanged.model_validate_json(value)
+        assert message.model_dump_json().encode() == value
+    for outcome in outcomes:
+        if outcome.persist is not None and outcome.persist.published is not None:
+            change = outcome.persist.change
+            assert change is not None
+            assert outcome.persist.published.categories == [
+                c.model_dump(mode="json") for c in change.categories
+            ]
+            assert outcome.persist.published.indicators == [
+                i.model_dump(mode="json") for i in change.indicators
+            ]
+            assert outcome.persist.published.drivers == [
+                d.model_dump(mode="json") for d in change.drivers
+            ]
