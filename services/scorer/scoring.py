@@ -161,21 +161,6 @@ def _card_from_message(message: ScoreChanged) -> ScoreCard:
     )
 
 
-def _card_from_change(change: Change) -> ScoreCard:
-    """:func:`_card_from_message` of the change's message, without parsing it: the dicts hold
-    the values the message's fields would (floats as floats)."""
-    return ScoreCard(
-        account_id=change.account_id,
-        model_id=change.model_id,
-        model_version=change.model_version,
-        score=change.new_score,
-        status=change.new_status,
-        categories=tuple(CategoryResult(**c) for c in change.categories),
-        indicators=tuple(IndicatorResult(**i) for i in change.indicators),
-        as_of=change.scored_at,
-    )
-
-
 # Wire encoding of ScoreChanged without pydantic. Every number pydantic would coerce to float is
 # passed through float() (an engine value may be an int: round(5, 4) == 5, and "5" != "5.0"), and
 # dict keys follow the models' field order, so the bytes equal ScoreChanged.model_dump_json().
@@ -244,10 +229,12 @@ class AccountScorer:
     Decoding a state costs more than scoring it, so the states of the ``cache_size`` most
     recently used accounts stay decoded, each tagged with the revision it belongs to: a table
     value of another revision (written by another worker, recovered from the changelog) is
-    decoded again. With the state stays the change this worker last published for the account
-    and its ``cards`` value: while the table still holds that value, the previous card of the
-    next change is taken from it instead of parsing the card's JSON. :meth:`forget_all` drops
-    the cache (after a rebalance).
+    decoded again. With the state stays the account's ``cards`` value when this worker wrote it,
+    and the engine's score card it was built from: while the table still holds that value, the
+    next change takes its previous card from there instead of parsing the card's JSON (the card
+    parsed back differs only in holding ints as floats, e.g. a weight of 2 as 2.0, which the
+    drivers' arithmetic and comparisons do not tell apart, and in fields drivers do not read).
+    :meth:`forget_all` drops the cache (after a rebalance).
     """
 
     def __init__(self, registry: ModelRegistry, *, cache_size: int = 5000) -> None:
@@ -272,11 +259,11 @@ class AccountScorer:
         revision: int,
         state: AccountState,
         card: bytes | None,
-        change: Change | None,
+        previous: ScoreCard | None,
     ) -> None:
         if self._cache_size <= 0:
             return
-        self._cache[account_id] = _Cached(revision, state, card, change)
+        self._cache[account_id] = _Cached(revision, state, card, previous)
         self._cache.move_to_end(account_id)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -312,15 +299,15 @@ class AccountScorer:
                 stored.header.revision,
                 state,
                 cached.card if cached else None,
-                cached.change if cached else None,
+                cached.previous if cached else None,
             )
             return self._republish(event.event_id, stored, record, state, card)
         header = None if stored is None else stored.header
-        outcome = self._rescore(
+        outcome, scored = self._rescore(
             header, state, card, cached, now, cause="event", event=event, state_changed=True
         )
         if outcome.persist is not None:
-            self._remember_outcome(account_id, outcome, state, card, cached)
+            self._remember_outcome(account_id, outcome, scored, state, card, cached)
         return outcome
 
     def on_tick(
@@ -336,7 +323,7 @@ class AccountScorer:
         stored = decode_account(record)
         state, cached = self._state(account_id, stored)
         tick_cause: ScoreCause = cause
-        outcome = self._rescore(
+        outcome, scored = self._rescore(
             stored.header,
             state,
             card,
@@ -347,14 +334,14 @@ class AccountScorer:
             state_changed=False,
         )
         if outcome.persist is not None:
-            self._remember_outcome(account_id, outcome, state, card, cached)
+            self._remember_outcome(account_id, outcome, scored, state, card, cached)
         else:
             self._remember(
                 account_id,
                 stored.header.revision,
                 state,
                 cached.card if cached else None,
-                cached.change if cached else None,
+                cached.previous if cached else None,
             )
         return outcome
 
@@ -362,25 +349,27 @@ class AccountScorer:
         self,
         account_id: str,
         outcome: Outcome,
+        scored: ScoreCard,
         state: AccountState,
         card: bytes | None,
         cached: _Cached | None,
     ) -> None:
         assert outcome.persist is not None
+        previous: ScoreCard | None
         if outcome.card is not None:
-            new_card, change = outcome.card, outcome.published
+            new_card, previous = outcome.card, scored
         elif cached is not None and cached.card is not None and cached.card == card:
-            new_card, change = cached.card, cached.change  # the cards value did not move
+            new_card, previous = cached.card, cached.previous  # the cards value did not move
         else:
-            new_card, change = None, None
-        self._remember(account_id, outcome.persist.revision, state, new_card, change)
+            new_card, previous = None, None
+        self._remember(account_id, outcome.persist.revision, state, new_card, previous)
 
     def _previous(self, card_value: bytes | None, cached: _Cached | None) -> ScoreCard | None:
         """The engine's view of the account's last published score (the ``cards`` value)."""
         if card_value is None:
             return None
-        if cached is not None and cached.change is not None and cached.card == card_value:
-            return _card_from_change(cached.change)
+        if cached is not None and cached.previous is not None and cached.card == card_value:
+            return cached.previous
         return _card_from_message(
             ScoreChanged.model_validate_json(CardRecord.from_bytes(card_value).score_changed_json)
         )
@@ -396,7 +385,8 @@ class AccountScorer:
         cause: ScoreCause,
         event: Event | None,
         state_changed: bool,
-    ) -> Outcome:
+    ) -> tuple[Outcome, ScoreCard]:
+        """The outcome, and the engine's card it published (if it did)."""
         model = self._registry.select(state.profile)
         card = score(state, model, now)
         due = next_rescore_at(state, now)
@@ -416,7 +406,7 @@ class AccountScorer:
                 next_rescore_epoch=due_epoch,
                 current_status=card.status,
                 known=True,
-            )
+            ), card
         revision = 1 if header is None else header.revision + 1
         state_bytes = state.to_bytes()
         profile, profile_doc = self._profile(state.profile)
@@ -450,7 +440,7 @@ class AccountScorer:
             model_version=card.model_version,
             models_fingerprint=fingerprint,
         )
-        return Outcome(
+        outcome = Outcome(
             record=encode_account(new_header, state_bytes),
             card=new_card,
             scores=change.json if change is not None else None,
@@ -461,6 +451,7 @@ class AccountScorer:
             current_status=card.status,
             known=True,
         )
+        return outcome, card
 
     def _republish(
         self,
@@ -504,13 +495,13 @@ _PROFILE_CACHE_SIZE = 10_000
 
 @dataclass(slots=True)
 class _Cached:
-    """A decoded state, the revision it belongs to, and the ``cards`` value with the change it
-    holds when this worker wrote it (None: not known here)."""
+    """A decoded state, the revision it belongs to, and the ``cards`` value with the engine's
+    card it was built from, when this worker wrote it (None: not known here)."""
 
     revision: int
     state: AccountState
     card: bytes | None
-    change: Change | None
+    previous: ScoreCard | None
 
 
 def _change(
