@@ -75,9 +75,13 @@ class ScoreCard:
 @dataclass(frozen=True, slots=True)
 class _PlannedIndicator:
     category: int
+    category_name: str
     spec: Indicator
     metric_text: str
     evaluate: Evaluator
+    # Rounded value -> (result, points earned, points possible): results are immutable and the
+    # same few values recur across accounts, so each is built once (bounded; see _scored).
+    memo: dict[float | None, tuple[IndicatorResult, float, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,7 @@ def plan_for(model: HealthModel) -> Plan:
     if found is not None and found[0]() is model:
         return found[1]
     indicators = tuple(
-        _PlannedIndicator(ci, ind, ind.metric.describe(), compile_metric(ind.metric))
+        _PlannedIndicator(ci, cat.name, ind, ind.metric.describe(), compile_metric(ind.metric), {})
         for ci, cat in enumerate(model.categories)
         for ind in cat.indicators
     )
@@ -117,6 +121,42 @@ def plan_for(model: HealthModel) -> Plan:
 
     _PLANS[key] = (weakref.ref(model, forget), plan)
     return plan
+
+
+_MEMO_LIMIT = 4096
+
+
+def _scored(
+    planned: _PlannedIndicator, value: float | None
+) -> tuple[IndicatorResult, float, float]:
+    """An indicator's result at ``value`` (rounded) and the points it adds to its category's
+    earned and possible totals (0 when it does not count)."""
+    spec = planned.spec
+    level: Level
+    if value is None:
+        level = "missing"
+        counted = spec.missing != "exclude"
+        share = 0.0
+        if spec.missing == "average":
+            share = spec.shares.average
+        elif spec.missing == "poor":
+            share = spec.shares.poor
+    else:
+        level = spec.level_of(value)
+        counted = True
+        share = getattr(spec.shares, level)
+    points = share * spec.max_points if counted else 0.0
+    result = IndicatorResult(
+        category=planned.category_name,
+        name=spec.name,
+        metric=planned.metric_text,
+        value=value,
+        level=level,
+        points=round(points, 4),
+        max_points=spec.max_points,
+        counted=counted,
+    )
+    return result, points, (spec.max_points if counted else 0.0)
 
 
 def round_score(value: float) -> float:
@@ -160,37 +200,21 @@ def score_values(
     possible = [0.0] * len(categories)
     results: list[IndicatorResult] = []
     for planned, raw in zip(plan.indicators, values, strict=True):
-        spec = planned.spec
         value = None if raw is None else round(raw, 4)
-        level: Level
-        if value is None:
-            level = "missing"
-            counted = spec.missing != "exclude"
-            share = 0.0
-            if spec.missing == "average":
-                share = spec.shares.average
-            elif spec.missing == "poor":
-                share = spec.shares.poor
-        else:
-            level = spec.level_of(value)
-            counted = True
-            share = getattr(spec.shares, level)
-        points = share * spec.max_points if counted else 0.0
-        if counted:
-            earned[planned.category] += points
-            possible[planned.category] += spec.max_points
-        results.append(
-            IndicatorResult(
-                category=categories[planned.category].name,
-                name=spec.name,
-                metric=planned.metric_text,
-                value=value,
-                level=level,
-                points=round(points, 4),
-                max_points=spec.max_points,
-                counted=counted,
-            )
-        )
+        # Only None and floats other than -0.0 and NaN are memo keys: 5 == 5.0 and
+        # -0.0 == 0.0 as keys, but their results differ in type or sign.
+        memoised = value is None or (type(value) is float and value == value and value != 0.0)
+        found = planned.memo.get(value) if memoised else None
+        if found is None:
+            found = _scored(planned, value)
+            if memoised:
+                if len(planned.memo) >= _MEMO_LIMIT:
+                    planned.memo.clear()
+                planned.memo[value] = found
+        result, points, max_points = found
+        earned[planned.category] += points
+        possible[planned.category] += max_points
+        results.append(result)
     category_results: list[CategoryResult] = []
     weighted = total_weight = 0.0
     for ci, cat in enumerate(categories):
