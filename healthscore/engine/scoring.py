@@ -91,6 +91,8 @@ class Plan:
     indicators: tuple[_PlannedIndicator, ...]
     bands: tuple[tuple[float, float, Status], ...]  # sorted by min
     neutral: float
+    # Per category: (earned, possible) -> (result, unrounded score); as for indicator results.
+    category_memo: tuple[dict[tuple[float, float], tuple[CategoryResult, float | None]], ...] = ()
 
 
 # Compiled plans by model object. Keyed by id() with a weak reference (a model's hash would
@@ -114,7 +116,7 @@ def plan_for(model: HealthModel) -> Plan:
     amber = [b for b in bands if b[2] == "amber"]
     if amber and not amber[0][0] <= NEUTRAL_SCORE < amber[0][1]:
         neutral = round_score((amber[0][0] + amber[0][1]) / 2)
-    plan = Plan(indicators, bands, neutral)
+    plan = Plan(indicators, bands, neutral, tuple({} for _ in model.categories))
 
     def forget(_ref: weakref.ref[HealthModel]) -> None:
         _PLANS.pop(key, None)
@@ -218,19 +220,28 @@ def score_values(
     category_results: list[CategoryResult] = []
     weighted = total_weight = 0.0
     for ci, cat in enumerate(categories):
-        cat_score = earned[ci] / possible[ci] * 100 if possible[ci] > 0 else None
-        if cat_score is not None:
-            weighted += cat.weight * cat_score
-            total_weight += cat.weight
-        category_results.append(
-            CategoryResult(
+        # Sums of non-negative floats starting at 0.0: never -0.0, NaN or an int, so any pair
+        # is a safe memo key.
+        totals = (earned[ci], possible[ci])
+        memo = plan.category_memo[ci]
+        cat_found = memo.get(totals)
+        if cat_found is None:
+            cat_score = earned[ci] / possible[ci] * 100 if possible[ci] > 0 else None
+            category = CategoryResult(
                 name=cat.name,
                 weight=cat.weight,
                 score=None if cat_score is None else round_score(cat_score),
                 earned_points=round(earned[ci], 4),
                 possible_points=round(possible[ci], 4),
             )
-        )
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            cat_found = memo[totals] = (category, cat_score)
+        category, cat_score = cat_found
+        if cat_score is not None:
+            weighted += cat.weight * cat_score
+            total_weight += cat.weight
+        category_results.append(category)
     has_data = total_weight > 0
     overall = round_score(weighted / total_weight) if has_data else plan.neutral
     overall = min(max(overall, 0.0), 100.0)
