@@ -81,43 +81,35 @@ class CountMetric(_Spec):
         return f"count {self.event} {self.window}d{_where_text(self.where)}"
 
 
-class SumMetric(_Spec):
+class _FieldWindowMetric(_Spec):
+    """An aggregate of a payload field over the events of a type in a window."""
+
+    kind: str
+    event: TrackedEvent
+    field: str
+    window: Days
+    where: Where = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.event}.{self.field} {self.window}d{_where_text(self.where)}"
+
+
+class SumMetric(_FieldWindowMetric):
     """Sum of a numeric payload field in the window."""
 
     kind: Literal["sum"]
-    event: TrackedEvent
-    field: str
-    window: Days
-    where: Where = Field(default_factory=dict)
-
-    def describe(self) -> str:
-        return f"sum {self.event}.{self.field} {self.window}d{_where_text(self.where)}"
 
 
-class AvgMetric(_Spec):
+class AvgMetric(_FieldWindowMetric):
     """Mean of a numeric payload field over the events in the window that carry it."""
 
     kind: Literal["avg"]
-    event: TrackedEvent
-    field: str
-    window: Days
-    where: Where = Field(default_factory=dict)
-
-    def describe(self) -> str:
-        return f"avg {self.event}.{self.field} {self.window}d{_where_text(self.where)}"
 
 
-class DistinctMetric(_Spec):
+class DistinctMetric(_FieldWindowMetric):
     """Number of distinct values of a field (e.g. ``user_id``, ``feature``) in the window."""
 
     kind: Literal["distinct"]
-    event: TrackedEvent
-    field: str
-    window: Days
-    where: Where = Field(default_factory=dict)
-
-    def describe(self) -> str:
-        return f"distinct {self.event}.{self.field} {self.window}d{_where_text(self.where)}"
 
 
 class LatestMetric(_Spec):
